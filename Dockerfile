@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# One image for every process of the service (web, worker, flower, migrate);
+# docker-compose.yml picks the command. The default command is the web server.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=core.settings.production \
+    VAR_DIR=/app/var
+
+# Unprivileged runtime user; the code stays root-owned so the app cannot rewrite it.
+RUN groupadd --system --gid 1000 app \
+ && useradd --system --uid 1000 --gid app --create-home --home-dir /home/app --shell /usr/sbin/nologin app
+
+WORKDIR /app
+
+# Dependencies first, so code changes do not invalidate this layer.
+# psycopg[binary] ships its own libpq: no compiler or system packages needed.
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+
+# Whitenoise's CompressedManifestStaticFilesStorage needs the manifest at run
+# time. The dummy SECRET_KEY/ALLOWED_HOSTS exist only for this RUN line.
+RUN SECRET_KEY=build ALLOWED_HOSTS=localhost python manage.py collectstatic --noinput \
+ && mkdir -p /app/var \
+ && chown app:app /app/var
+
+USER app
+
+EXPOSE 8000
+
+# Needs nothing beyond Python. Django answers 400 to a Host outside
+# ALLOWED_HOSTS, so send the first concrete entry (a leading dot is a domain
+# wildcard; "*" falls back to localhost).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request as r; h = next((x.strip().lstrip('.') for x in os.environ.get('ALLOWED_HOSTS', '').split(',') if x.strip() and '*' not in x), 'localhost'); r.urlopen(r.Request('http://127.0.0.1:8000/accounts/login/', headers={'Host': h}), timeout=4)"]
+
+# Same flags as core/stack.py (frame limits, keepalive pings), plus proxy headers.
+CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", \
+     "--websocket-max-message-size", "131072", "--websocket-max-frame-size", "131072", \
+     "--ping-interval", "20", "--ping-timeout", "30", \
+     "--proxy-headers", "core.asgi:application"]

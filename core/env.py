@@ -1,0 +1,134 @@
+"""Typed, strict readers for settings taken from the environment.
+
+Every reader names the variable in the error it raises, so a bad deployment
+fails at start with a message an operator can act on, instead of a default
+silently taking over (healthchecks and cookiecutter-django do the same).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DB_ENGINES = {"django.db.backends.sqlite3", "django.db.backends.postgresql"}
+_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    return None if value is None or value.strip() == "" else value.strip()
+
+
+def get_str(name: str, default: str | None = None) -> str:
+    """A string; without a default the variable is required."""
+    value = _raw(name)
+    if value is not None:
+        return value
+    if default is None:
+        raise ImproperlyConfigured(f"{name} must be set in the environment.")
+    return default
+
+
+def get_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false, 1/0, yes/no, on/off).")
+
+
+def get_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+    _check_range(name, number, minimum, maximum)
+    return number
+
+
+def get_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    _check_range(name, number, minimum, maximum)
+    return number
+
+
+def _check_range(name: str, number: float, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} is below the minimum of {minimum}.")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name}={number} is above the maximum of {maximum}.")
+
+
+def get_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list; empty items are dropped."""
+    value = _raw(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def get_database(name: str, default: str) -> dict[str, Any]:
+    """A Django DATABASES entry from a URL (sqlite:///path or postgres://...)."""
+    url = get_str(name, default)
+    try:
+        config: dict[str, Any] = environ.Env.db_url_config(url)
+    except Exception as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
+    if config.get("ENGINE") not in _DB_ENGINES:
+        raise ImproperlyConfigured(
+            f"{name} must be a sqlite:// or postgres:// URL, got scheme {urlsplit(url).scheme!r}."
+        )
+    if not config.get("NAME"):
+        raise ImproperlyConfigured(f"{name} names no database.")
+    return config
+
+
+def get_redis_url(name: str, default: str) -> str:
+    url = get_str(name, default)
+    parts = urlsplit(url)
+    if parts.scheme not in _REDIS_SCHEMES:
+        raise ImproperlyConfigured(f"{name} must be a redis://, rediss:// or unix:// URL, got {parts.scheme!r}.")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ImproperlyConfigured(f"{name} names no host.")
+    db = parts.path.lstrip("/")
+    if db and not db.isdigit():
+        raise ImproperlyConfigured(f"{name} has a database number that is not a number: {db!r}.")
+    return url
+
+
+def get_email(name: str, default: str) -> dict[str, Any]:
+    """Django email settings from a URL: smtp://, smtp+tls://, smtps://, consolemail://, filemail:///path."""
+    url = get_str(name, default)
+    parts = urlsplit(url)
+    if parts.scheme == "filemail":
+        # django-environ drops the leading slash of the path; keep it absolute.
+        path = Path(unquote(parts.path))
+        if parts.netloc or not path.is_absolute():
+            raise ImproperlyConfigured(f"{name}: filemail:// needs an absolute path, like filemail:///var/mail.")
+        return {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": str(path)}
+    try:
+        config: dict[str, Any] = environ.Env.email_url_config(url)
+    except Exception as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid email URL: {exc}") from None
+    if config.get("EMAIL_BACKEND", "").endswith("smtp.EmailBackend") and not config.get("EMAIL_HOST"):
+        raise ImproperlyConfigured(f"{name} names no SMTP host.")
+    return {key: value for key, value in config.items() if value not in (None, "")}

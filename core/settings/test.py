@@ -1,0 +1,27 @@
+"""Tests: fast hashing, a file-based SQLite test database (so worker and Daphne
+processes started by the integration fixtures share it), or PostgreSQL when
+DATABASE_URL points at one."""
+
+from __future__ import annotations
+
+from core import env
+from core.settings.base import *  # noqa: F403
+from core.settings.base import DATABASES, VAR_DIR
+
+DEBUG = False
+SECRET_KEY = env.get_str("SECRET_KEY", "test-only-not-secret")
+ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "testserver"])
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
+
+# Threads that touch the ORM (database_sync_to_async, the progress flush timer)
+# close their connections after each use, so the test database can be dropped.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": env.get_str("TEST_SQLITE_PATH", str(VAR_DIR / "test.sqlite3"))}

@@ -1,0 +1,145 @@
+"""The WebSocket protocol (shared/protocol.md, version 1): message schemas and serialisation.
+
+Incoming frames are parsed here into typed messages before anything else
+happens; a frame that does not fit raises ProtocolError with the error code
+the client receives.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from core.validation import field_errors
+from tasks.models import Job
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 4008
+CLOSE_TOO_LARGE = 4009
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class _Message(BaseModel):
+    # Strict: a number is not a string; unknown fields are ignored so newer
+    # clients can add optional fields.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class Submit(_Message):
+    type: Literal["job.submit"]
+    request_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    params: dict[str, Any]
+
+
+class Cancel(_Message):
+    type: Literal["job.cancel"]
+    job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Retry(_Message):
+    type: Literal["job.retry"]
+    job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Ping(_Message):
+    type: Literal["ping"]
+
+
+ClientMessage = Submit | Cancel | Retry | Ping
+MESSAGES: dict[str, type[ClientMessage]] = {
+    "job.submit": Submit,
+    "job.cancel": Cancel,
+    "job.retry": Retry,
+    "ping": Ping,
+}
+
+
+def parse(text: str) -> ClientMessage:
+    """Parse one client frame, or raise ProtocolError with bad_json / bad_message / unknown_type."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ProtocolError("bad_message", "The message is nested too deeply.") from None
+    except ValueError:
+        raise ProtocolError("bad_json", "The frame is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_json", "The frame must be a JSON object.")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("bad_message", "The message needs a string field 'type'.")
+    model = MESSAGES.get(kind)
+    if model is None:
+        raise ProtocolError("unknown_type", f"Unknown message type {kind[:64]!r}.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError("bad_message", f"The {kind} message is malformed.", field_errors(exc)) from None
+
+
+def request_id_of(text: str) -> str | None:
+    """The request_id of a frame that failed validation, if one can be read, to echo in the error."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("request_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
+
+def timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def job_payload(job: Job) -> dict[str, Any]:
+    """The protocol's Job object."""
+    return {
+        "id": str(job.pk),
+        "kind": job.kind,
+        "status": job.status,
+        "params": job.params,
+        "attempt": job.attempt,
+        "seq": job.seq,
+        "progress": job.progress,
+        "result": job.result,
+        "error": job.error,
+        "created_at": timestamp(job.created_at),
+        "started_at": timestamp(job.started_at),
+        "finished_at": timestamp(job.finished_at),
+    }
+
+
+def dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def job_event(event: str, job: Job) -> str:
+    return dumps({"type": event, "job": job_payload(job)})
+
+
+def progress_event(job_id: str, seq: int, progress: dict[str, Any]) -> str:
+    return dumps({"type": "job.progress", "job_id": job_id, "seq": seq, "progress": progress})
+
+
+def error(code: str, message: str, request_id: str | None = None, details: dict[str, Any] | None = None) -> str:
+    body: dict[str, Any] = {"type": "error", "request_id": request_id, "code": code, "message": message}
+    if details:
+        body["details"] = details
+    return dumps(body)

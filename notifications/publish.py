@@ -1,0 +1,192 @@
+"""The one place that sends to the channel layer.
+
+Workers and Daphne publish from synchronous code (a Celery task, an ORM
+transaction). The Channels docs show `async_to_sync(layer.group_send)` per
+event, which builds an event loop, a thread and Redis connections each time
+(about 1.9 ms per event measured here). Instead every process keeps one
+long-lived event loop that owns the layer and drains a bounded queue:
+
+* in Daphne, the server's own loop (bound by the consumer on connect), so
+  publishing shares the connections the consumers already hold;
+* elsewhere (Celery workers, management commands), a daemon thread started
+  on first use and restarted after a fork.
+
+`send` costs the caller one thread-safe enqueue. Events are sent in the order
+they were published. If Redis is slow or down, each send gives up after
+PUBLISH_TIMEOUT and the event is dropped: the database holds the job's state,
+and clients resync from the `hello` snapshot when they reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+
+from notifications import protocol
+from notifications.groups import user_group
+from tasks.models import Job
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SIZE = 10_000
+EVENT_TYPE = "job.event"  # handled by JobsConsumer.job_event
+
+
+@dataclass
+class _Target:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[tuple[str, str]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    owns_loop: bool = False
+    drain: asyncio.Task[None] | None = None
+
+    def usable(self) -> bool:
+        return not self.loop.is_closed()
+
+
+class Publisher:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target: _Target | None = None
+        self._pid = os.getpid()
+        self.sent = 0
+        self.dropped = 0
+        self._last_warning = 0.0
+
+    def send(self, group: str, text: str) -> None:
+        """Queue one pre-serialised client frame for every socket in `group`. Never blocks."""
+        target = self._current_target()
+        try:
+            target.loop.call_soon_threadsafe(self._put, target, group, text)
+        except RuntimeError:  # the loop closed between the check and the call
+            self._drop("event loop closed")
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Publish from this (server) loop from now on. Called from the consumer, cheap when already bound."""
+        target = self._target
+        if target is not None and target.loop is loop:
+            return
+        with self._lock:
+            self._target = self._start_drain(_Target(loop=loop))
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until queued events are sent; only from outside the publishing loop (tests, exit)."""
+        target = self._target
+        if target is None or not target.usable() or _running_loop() is target.loop:
+            return True
+        future = asyncio.run_coroutine_threadsafe(target.queue.join(), target.loop)
+        try:
+            future.result(timeout)
+        except Exception:
+            return False
+        return True
+
+    def reset(self) -> None:
+        """Stop draining and forget the loop (tests: each test has its own event loop)."""
+        with self._lock:
+            target, self._target = self._target, None
+        if target is None or not target.usable():
+            return
+        loop = target.loop
+
+        def shutdown() -> None:
+            drain = target.drain
+            if drain is not None:
+                drain.cancel()
+            if target.owns_loop:
+                # Stop only once the cancellation has run, so no task is left pending.
+                if drain is not None:
+                    drain.add_done_callback(lambda _: loop.stop())
+                else:
+                    loop.stop()
+
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(shutdown)
+
+    def _current_target(self) -> _Target:
+        target = self._target
+        if target is not None and target.usable() and self._pid == os.getpid():
+            return target
+        with self._lock:
+            if self._target is None or not self._target.usable() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._target = self._start_thread()
+            return self._target
+
+    def _start_thread(self) -> _Target:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="publisher", daemon=True)
+        thread.start()
+        atexit.register(self.flush)
+        return self._start_drain(_Target(loop=loop, owns_loop=True))
+
+    def _start_drain(self, target: _Target) -> _Target:
+        def create() -> None:
+            target.drain = target.loop.create_task(self._drain(target.queue))
+
+        target.loop.call_soon_threadsafe(create)
+        return target
+
+    def _put(self, target: _Target, group: str, text: str) -> None:
+        try:
+            target.queue.put_nowait((group, text))
+        except asyncio.QueueFull:
+            self._drop("queue full")
+
+    async def _drain(self, queue: asyncio.Queue[tuple[str, str]]) -> None:
+        layer = get_channel_layer()
+        assert layer is not None, "CHANNEL_LAYERS is not configured"
+        timeout = settings.PUBLISH_TIMEOUT
+        while True:
+            group, text = await queue.get()
+            try:
+                await asyncio.wait_for(layer.group_send(group, {"type": EVENT_TYPE, "text": text}), timeout)
+                self.sent += 1
+            except Exception as exc:
+                self._drop(f"{type(exc).__name__}: {exc}")
+            finally:
+                queue.task_done()
+
+    def _drop(self, reason: str) -> None:
+        self.dropped += 1
+        # One line per minute at most: a Redis outage must not flood the logs.
+        now = time.monotonic()
+        if now - self._last_warning > 60:
+            self._last_warning = now
+            logger.warning("publisher dropped events (%s so far): %s", self.dropped, reason)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+publisher = Publisher()
+
+
+def job_event_on_commit(event: str, job: Job) -> None:
+    """Publish a full-job event to the owner's sockets once the current transaction commits."""
+    _send_on_commit(user_group(job.owner_id), protocol.job_event(event, job))
+
+
+def job_progress_on_commit(owner_id: int, job_id: str, seq: int, progress: dict[str, Any]) -> None:
+    """Publish the small job.progress event once the current transaction commits."""
+    _send_on_commit(user_group(owner_id), protocol.progress_event(job_id, seq, progress))
+
+
+def _send_on_commit(group: str, text: str) -> None:
+    send: Callable[[], None] = lambda: publisher.send(group, text)  # noqa: E731
+    transaction.on_commit(send, robust=True)

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from tasks.models import Job
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin[Job]):
+    list_display = ("id", "kind", "owner", "status", "attempt", "seq", "created_at", "finished_at")
+    list_filter = ("status", "kind")
+    search_fields = ("id", "request_id", "owner__username", "celery_task_id")
+    date_hierarchy = "created_at"
+    # State changes go through tasks.services only, so the admin shows jobs read-only.
+    readonly_fields = [field.name for field in Job._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,42 @@
+"""The registry of job kinds: name -> params schema, run function and Celery task.
+
+A new kind is a module in this package exposing KIND, listed in _KINDS below,
+and a thin Celery task in tasks/tasks.py named KIND.task_name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from core.validation import field_errors
+from tasks.errors import InvalidParams, UnknownKind
+from tasks.kinds import countdown
+from tasks.kinds.base import Kind
+
+_KINDS: dict[str, Kind] = {kind.name: kind for kind in (countdown.KIND,)}
+
+
+def names() -> list[str]:
+    return sorted(_KINDS)
+
+
+def get(name: str) -> Kind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise UnknownKind(f"No job kind named {name!r}.") from None
+
+
+def validate(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The kind's params, checked and normalised; InvalidParams names each bad field."""
+    parsed = parse(get(name), params)
+    return parsed.model_dump(mode="json", exclude_none=True)
+
+
+def parse(kind: Kind, params: dict[str, Any]) -> BaseModel:
+    try:
+        return kind.params.model_validate(params)
+    except ValidationError as exc:
+        raise InvalidParams("The parameters are not valid for this kind.", details=field_errors(exc)) from None

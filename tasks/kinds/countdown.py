@@ -1,0 +1,49 @@
+"""demo.countdown: counts steps, for demos, tests and benchmarks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tasks.errors import JobFailure
+from tasks.kinds.base import Kind, Reporter
+
+NAME = "demo.countdown"
+
+
+class CountdownParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    steps: int = Field(ge=1, le=100_000)
+    interval_ms: int = Field(default=0, ge=0, le=10_000)
+    fail_at: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _fail_at_within_steps(self) -> CountdownParams:
+        if self.fail_at is not None and self.fail_at > self.steps:
+            raise ValueError("fail_at must not exceed steps")
+        return self
+
+
+def run(params: CountdownParams, reporter: Reporter) -> dict[str, Any]:
+    interval = params.interval_ms / 1000
+    for step in range(1, params.steps + 1):
+        if interval:
+            time.sleep(interval)
+        if step == params.fail_at:
+            raise JobFailure("demo_failure", f"Failed at step {step}, as requested by fail_at.")
+        reporter.report(step, params.steps, stage="counting", message=f"Step {step} of {params.steps}")
+    return {"steps": params.steps}
+
+
+KIND = Kind(
+    name=NAME,
+    params=CountdownParams,
+    run=run,
+    task_name="jobs.demo.countdown",
+    # 100,000 steps of 10 s is far beyond any demo; cap it at an hour.
+    soft_time_limit=60 * 60,
+    time_limit=60 * 60 + 60,
+)

@@ -1,0 +1,64 @@
+"""The Job: one unit of background work, owned by a user.
+
+Rows change state only through tasks.services, which bumps `seq` on every
+transition so clients can order events coming from several processes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def empty_progress() -> dict[str, Any]:
+    return {"current": 0, "total": None, "percent": None, "stage": "", "message": ""}
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=64)
+    params = models.JSONField(default=dict)
+    request_id = models.CharField(max_length=64, help_text="Client's idempotency key, unique per owner.")
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    attempt = models.PositiveIntegerField(default=1)
+    seq = models.PositiveBigIntegerField(default=1, help_text="Grows with every event of this job.")
+    progress = models.JSONField(default=empty_progress)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True, help_text="Task id of the current attempt.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "request_id"], name="job_request_id_unique_per_owner"),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "status", "-created_at"], name="job_owner_status_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED

@@ -1,0 +1,39 @@
+"""Runs one attempt of a job inside a Celery task: claim, run the kind, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from tasks import kinds, services
+from tasks.errors import JobCancelled, JobFailure
+from tasks.progress import ProgressReporter
+
+logger = logging.getLogger(__name__)
+
+
+def run_job(job_id: str, task_id: str) -> None:
+    """Run the job if this task may claim it; return quietly if not (late, duplicate or cancelled)."""
+    job = services.start(job_id, task_id)
+    if job is None:
+        logger.info("job %s: task %s has nothing to run", job_id, task_id)
+        return
+    kind = kinds.get(job.kind)
+    reporter = ProgressReporter(job_id, settings.JOBS_PROGRESS_INTERVAL)
+    try:
+        result = kind.run(kinds.parse(kind, job.params), reporter)
+    except JobCancelled:
+        reporter.close()
+        logger.info("job %s: stopped, it was cancelled", job_id)
+    except JobFailure as exc:
+        services.fail(job_id, exc.code, exc.message, reporter.close())
+    except SoftTimeLimitExceeded:
+        services.fail(job_id, "timeout", "The job ran past its time limit.", reporter.close())
+    except Exception:
+        logger.exception("job %s: unexpected error", job_id)
+        services.fail(job_id, "internal", "The job failed because of an internal error.", reporter.close())
+        raise  # so Celery and Flower show the task as failed, with the traceback
+    else:
+        services.succeed(job_id, result, reporter.close())

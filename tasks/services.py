@@ -1,0 +1,204 @@
+"""The Job state machine: the only code that changes a job's state.
+
+Every transition runs in one transaction that locks the row, bumps `seq` and
+publishes one event after the commit (notifications.publish). Transitions
+that find the job in a state that does not allow them return None, so a
+redelivered or late task can never move a job backwards.
+
+    queued --start--> running --succeed/fail--> succeeded | failed
+       |                 |
+       +----cancel-------+------> cancelled          failed|cancelled --retry--> queued
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Collection
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from celery_app import app as celery_app
+from notifications import publish
+from tasks import kinds
+from tasks.errors import JobConflict, JobNotFound
+from tasks.models import FINISHED, Job, JobStatus, empty_progress
+
+logger = logging.getLogger(__name__)
+
+
+def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> tuple[Job, bool]:
+    """Record a job and queue it. The same request_id again returns the same job, created=False."""
+    existing = Job.objects.filter(owner=owner, request_id=request_id).first()
+    if existing is not None:
+        return existing, False
+    clean = kinds.validate(kind, params)
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                owner=owner, request_id=request_id, kind=kind, params=clean, celery_task_id=_new_task_id()
+            )
+            transaction.on_commit(lambda: enqueue(job.pk), robust=True)
+    except IntegrityError:
+        # Two sockets of one user raced with the same request_id: the first one won.
+        return Job.objects.get(owner=owner, request_id=request_id), False
+    logger.info("job %s submitted: kind=%s owner=%s", job.pk, kind, job.owner_id)
+    return job, True
+
+
+def enqueue(job_id: uuid.UUID) -> None:
+    """Announce a queued job and hand it to Celery. Safe to call again (the reconciler does)."""
+    job = _transition(job_id, "job.queued", allowed=(JobStatus.QUEUED,))
+    if job is not None:
+        _send_task(job)
+
+
+def cancel(owner: User, job_id: str) -> Job:
+    """Cancel a queued or running job. A running job stops at its next progress report."""
+    _get_owned(owner, job_id)
+
+    def change(job: Job) -> None:
+        job.status = JobStatus.CANCELLED
+        job.finished_at = timezone.now()
+
+    job = _transition(job_id, "job.cancelled", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change)
+    if job is None:
+        raise JobConflict("The job has already finished.")
+    # Revoking spares a worker the claim attempt and shows the task as revoked in Flower.
+    task_id = job.celery_task_id
+    transaction.on_commit(lambda: celery_app.control.revoke(task_id), robust=True)
+    logger.info("job %s cancelled by owner", job.pk)
+    return job
+
+
+def retry(owner: User, job_id: str) -> Job:
+    """Queue a failed or cancelled job again as a new attempt."""
+    _get_owned(owner, job_id)
+
+    def change(job: Job) -> None:
+        job.status = JobStatus.QUEUED
+        job.attempt += 1
+        job.celery_task_id = _new_task_id()
+        job.progress = empty_progress()
+        job.result = job.error = job.started_at = job.finished_at = None
+
+    job = _transition(job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change)
+    if job is None:
+        raise JobConflict("Only a failed or cancelled job can be retried.")
+    transaction.on_commit(lambda: _send_task(job), robust=True)
+    logger.info("job %s retried: attempt %s", job.pk, job.attempt)
+    return job
+
+
+def start(job_id: str, task_id: str) -> Job | None:
+    """Claim a job for the task that is about to run it; None if that task may not run it.
+
+    Only the task of the current attempt may claim: a late message from an
+    earlier attempt finds another task id. A running job may be claimed again
+    by the same task id, because that means its message was redelivered after
+    the worker running it died.
+    """
+
+    def change(job: Job) -> None:
+        job.status = JobStatus.RUNNING
+        job.started_at = job.started_at or timezone.now()
+
+    def claimable(job: Job) -> bool:
+        return job.celery_task_id == task_id
+
+    return _transition(
+        job_id, "job.started", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change, guard=claimable
+    )
+
+
+def save_progress(job_id: str, progress: dict[str, Any]) -> bool:
+    """Store and publish progress of a running job; False when the job is no longer running."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().only("id", "owner_id", "status", "seq").filter(pk=job_id).first()
+        if job is None or job.status != JobStatus.RUNNING:
+            return False
+        job.seq += 1
+        job.progress = progress
+        job.save(update_fields=["seq", "progress", "updated_at"])
+        publish.job_progress_on_commit(job.owner_id, str(job.pk), job.seq, progress)
+    return True
+
+
+def succeed(job_id: str, result: dict[str, Any], progress: dict[str, Any] | None) -> Job | None:
+    def change(job: Job) -> None:
+        job.status = JobStatus.SUCCEEDED
+        job.result = result
+        job.progress = progress or job.progress
+        job.finished_at = timezone.now()
+
+    job = _transition(job_id, "job.succeeded", allowed=(JobStatus.RUNNING,), change=change)
+    if job is not None:
+        logger.info("job %s succeeded", job.pk)
+    return job
+
+
+def fail(job_id: str, code: str, message: str, progress: dict[str, Any] | None = None) -> Job | None:
+    """Mark a queued or running job failed with an error a user can act on."""
+
+    def change(job: Job) -> None:
+        job.status = JobStatus.FAILED
+        job.error = {"code": code, "message": message}
+        job.progress = progress or job.progress
+        job.finished_at = timezone.now()
+
+    job = _transition(job_id, "job.failed", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change)
+    if job is not None:
+        logger.info("job %s failed: %s", job.pk, code)
+    return job
+
+
+def snapshot(owner: User, finished_limit: int) -> list[Job]:
+    """Every unfinished job of the owner, then the most recent finished ones; newest first in each part."""
+    jobs = Job.objects.filter(owner=owner).order_by("-created_at")
+    unfinished = list(jobs.exclude(status__in=FINISHED))
+    finished = list(jobs.filter(status__in=FINISHED)[:finished_limit])
+    return unfinished + finished
+
+
+def _transition(
+    job_id: uuid.UUID | str,
+    event: str,
+    *,
+    allowed: Collection[str],
+    change: Callable[[Job], None] | None = None,
+    guard: Callable[[Job], bool] | None = None,
+) -> Job | None:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in allowed or (guard is not None and not guard(job)):
+            return None
+        if change is not None:
+            change(job)
+        job.seq += 1
+        job.save()
+        publish.job_event_on_commit(event, job)
+    return job
+
+
+def _get_owned(owner: User, job_id: str) -> Job:
+    try:
+        return Job.objects.get(pk=uuid.UUID(job_id), owner=owner)
+    except (ValueError, Job.DoesNotExist):
+        raise JobNotFound() from None
+
+
+def _send_task(job: Job) -> None:
+    kind = kinds.get(job.kind)
+    try:
+        celery_app.send_task(kind.task_name, args=[str(job.pk)], task_id=job.celery_task_id)
+    except Exception:
+        # The job stays queued in the database, which is the source of truth;
+        # it is sent again when the broker is back.
+        logger.exception("job %s: could not hand the task to the broker", job.pk)
+
+
+def _new_task_id() -> str:
+    return str(uuid.uuid4())

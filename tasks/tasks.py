@@ -1,0 +1,21 @@
+"""Celery tasks: one thin task per job kind. Each takes the job id, never the
+params (Flower and the broker would show them), and delegates to the runner."""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from tasks.kinds import countdown
+from tasks.runner import run_job
+
+
+@shared_task(
+    bind=True,
+    name=countdown.KIND.task_name,
+    soft_time_limit=countdown.KIND.soft_time_limit,
+    time_limit=countdown.KIND.time_limit,
+)
+def demo_countdown(self: Task, job_id: str) -> None:  # type: ignore[type-arg]
+    task_id = self.request.id
+    assert task_id is not None, "a task run by a worker always has an id"
+    run_job(job_id, task_id)

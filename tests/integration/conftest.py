@@ -1,0 +1,84 @@
+"""Real processes for integration tests: a private redis-server, a Celery worker
+and Daphne, started with the same command lines as `manage.py runstack`
+(core.stack), sharing the test database with this process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from django.db import connection
+
+from core import stack
+
+
+@dataclass
+class LiveStack:
+    base_url: str
+    ws_url: str
+    env: dict[str, str]
+    logs: Path
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """The URL of the test database this process uses, for the processes it starts."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else "")
+    host = f"{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}"
+    return f"postgres://{auth}@{host}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private, throw-away redis-server: nothing shared with other users of the machine."""
+    url = f"redis://127.0.0.1:{stack.free_port()}/0"
+    process = stack.start_redis(url, tmp_path_factory.mktemp("redis"))
+    yield url
+    stack.stop([process])
+
+
+def worker_answers(broker_url: str) -> bool:
+    app = Celery(broker=broker_url)
+    try:
+        return bool(app.control.ping(timeout=0.5))
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="session")
+def live_stack(
+    django_db_setup: None, django_db_blocker: Any, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveStack]:
+    logs = tmp_path_factory.mktemp("logs")
+    with django_db_blocker.unblock():
+        db_url = database_url(connection.settings_dict)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "core.settings.test",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "VAR_DIR": str(tmp_path_factory.mktemp("var")),
+        "PYTHONUNBUFFERED": "1",
+    }
+    port = stack.free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, command in (
+            ("worker", stack.worker_command("test-worker", 2)),
+            ("daphne", stack.daphne_command("127.0.0.1", port)),
+        ):
+            with open(logs / f"{name}.log", "wb") as log:
+                processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        worker, daphne = processes
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=daphne)
+        stack.wait_until(lambda: worker_answers(redis_url), "Celery worker", timeout=60, process=worker)
+        yield LiveStack(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/jobs/", env, logs)
+    finally:
+        stack.stop(processes)

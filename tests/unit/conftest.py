@@ -1,0 +1,40 @@
+"""Unit tests: the in-memory channel layer, and no broker (sent tasks are recorded)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pytest_django.fixtures import Settings
+
+from celery_app import app as celery_app
+from notifications.publish import publisher
+
+
+@pytest.fixture(autouse=True)
+async def in_memory_channel_layer(settings: Settings) -> AsyncIterator[None]:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    yield
+    # Inside the test's loop, so a drain task bound to it is cancelled, not left pending.
+    publisher.reset()
+    await asyncio.sleep(0)
+
+
+class SentTasks(list[dict[str, Any]]):
+    revoked: list[str]
+
+
+@pytest.fixture(autouse=True)
+def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> SentTasks:
+    """Record tasks handed to Celery instead of talking to a broker."""
+    sent = SentTasks()
+    sent.revoked = []
+
+    def send_task(name: str, args: list[Any], task_id: str, **kwargs: Any) -> None:
+        sent.append({"name": name, "args": args, "task_id": task_id})
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    monkeypatch.setattr(celery_app.control, "revoke", lambda task_id, **kwargs: sent.revoked.append(task_id))
+    return sent

@@ -1,0 +1,79 @@
+"""A job may report progress a million times; the reporter stores and publishes about ten a second."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.contrib.auth.models import User
+
+from tasks import services
+from tasks.errors import JobCancelled
+from tasks.models import Job
+from tasks.progress import ProgressReporter, build_progress
+from tests.conftest import Published
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def running_job(user: User, published: Published) -> Job:
+    job, _ = services.submit(user, "r", "demo.countdown", {"steps": 1})
+    started = services.start(str(job.pk), job.celery_task_id)
+    assert started is not None
+    published.clear()
+    return started
+
+
+def test_a_hot_loop_is_coalesced_to_a_few_frames(running_job: Job, published: Published) -> None:
+    reporter = ProgressReporter(str(running_job.pk), interval=0.1)
+    started = time.monotonic()
+    for step in range(1, 200_001):
+        reporter.report(step, 200_000)
+    elapsed = time.monotonic() - started
+    final = reporter.close()
+    assert final is not None and final["current"] == 200_000
+    # The first report goes out at once, then at most one per interval.
+    assert 1 <= len(published) <= elapsed / 0.1 + 2
+    assert published.types() == ["job.progress"] * len(published)
+    assert published[0][1]["progress"]["current"] == 1
+
+
+def test_the_first_report_goes_out_at_once(running_job: Job, published: Published) -> None:
+    reporter = ProgressReporter(str(running_job.pk), interval=60)
+    reporter.report(1, 10, stage="copying", message="1 of 10")
+    assert [message["progress"] for _, message in published] == [
+        {"current": 1, "total": 10, "percent": 10.0, "stage": "copying", "message": "1 of 10"}
+    ]
+    reporter.close()
+
+
+def test_a_held_report_goes_out_when_the_job_goes_quiet(running_job: Job, published: Published) -> None:
+    reporter = ProgressReporter(str(running_job.pk), interval=0.2)
+    reporter.report(1, 3)
+    reporter.report(2, 3)  # held: inside the interval, and the job then goes quiet
+    deadline = time.monotonic() + 5
+    while len(published) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [message["progress"]["current"] for _, message in published] == [1, 2]
+    running_job.refresh_from_db()
+    assert running_job.progress["current"] == 2
+    reporter.close()
+
+
+def test_a_cancelled_job_stops_at_its_next_report(user: User, running_job: Job) -> None:
+    reporter = ProgressReporter(str(running_job.pk), interval=0)
+    reporter.report(1, 5)
+    services.cancel(user, str(running_job.pk))
+    with pytest.raises(JobCancelled):
+        reporter.report(2, 5)
+    with pytest.raises(JobCancelled):
+        reporter.report(3, 5)
+
+
+@pytest.mark.parametrize(
+    ("current", "total", "percent"),
+    [(0, 10, 0.0), (1, 3, 33.3), (10, 10, 100.0), (12, 10, 100.0), (5, None, None), (5, 0, None)],
+)
+def test_percent_is_derived_from_current_and_total(current: int, total: int | None, percent: float | None) -> None:
+    assert build_progress(current, total, None, None)["percent"] == percent

@@ -1,0 +1,126 @@
+"""Bad input answers an `error` with the protocol's code, and the connection stays usable."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import User
+
+from tasks import services
+from tests.unit.sockets import Socket, connected
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def assert_still_usable(socket: Socket) -> None:
+    assert await socket.request({"type": "ping"}) == {"type": "pong"}
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "bad_json"),
+        ("[1, 2]", "bad_json"),
+        ('"a string"', "bad_json"),
+        ("{}", "bad_message"),
+        ('{"type": 7}', "bad_message"),
+        ('{"type": "job.launch"}', "unknown_type"),
+        ('{"type": "job.submit", "kind": "demo.countdown", "params": {}}', "bad_message"),
+        ('{"type": "job.submit", "request_id": 5, "kind": "demo.countdown", "params": {}}', "bad_message"),
+        ('{"type": "job.submit", "request_id": "", "kind": "demo.countdown", "params": {}}', "bad_message"),
+        ('{"type": "job.submit", "request_id": "r", "kind": "demo.countdown", "params": []}', "bad_message"),
+        ('{"type": "job.cancel"}', "bad_message"),
+        ('{"type": "job.retry", "job_id": null}', "bad_message"),
+        ("[" * 5000 + "]" * 5000, "bad_message"),
+        (
+            '{"type": "job.submit", "request_id": "r", "kind": "demo.countdown", "params": {"steps": 1'
+            + "0" * 5000
+            + "}}",
+            "bad_json",
+        ),
+    ],
+)
+async def test_malformed_frames_get_a_coded_error(user: User, frame: str, code: str) -> None:
+    async with connected(user) as (socket, _):
+        reply = await socket.request(frame)
+        assert reply["type"] == "error" and reply["code"] == code, reply
+        assert reply["message"]
+        await assert_still_usable(socket)
+
+
+async def test_bad_message_details_name_the_fields(user: User) -> None:
+    async with connected(user) as (socket, _):
+        reply = await socket.request({"type": "job.submit", "request_id": 5, "kind": "demo.countdown"})
+        assert reply["code"] == "bad_message"
+        assert set(reply["details"]) == {"request_id", "params"}
+
+
+async def test_unknown_kind(user: User) -> None:
+    async with connected(user) as (socket, _):
+        reply = await socket.request({"type": "job.submit", "request_id": "r1", "kind": "crypto.mine", "params": {}})
+        assert reply == {"type": "error", "request_id": "r1", "code": "unknown_kind", "message": reply["message"]}
+        await assert_still_usable(socket)
+
+
+async def test_invalid_params_map_each_field_to_what_is_wrong(user: User) -> None:
+    async with connected(user) as (socket, _):
+        params: dict[str, Any] = {"steps": 0, "interval_ms": 20000, "surprise": True}
+        reply = await socket.request(
+            {"type": "job.submit", "request_id": "r2", "kind": "demo.countdown", "params": params}
+        )
+        assert reply["code"] == "invalid_params" and reply["request_id"] == "r2"
+        assert set(reply["details"]) == {"steps", "interval_ms", "surprise"}
+        await assert_still_usable(socket)
+
+
+async def test_a_binary_frame_is_unsupported(user: User) -> None:
+    async with connected(user) as (socket, _):
+        await socket.communicator.send_to(bytes_data=b"\x00\x01")
+        reply = await socket.receive()
+        assert reply["code"] == "unsupported"
+        await assert_still_usable(socket)
+
+
+async def test_a_frame_over_64_kib_closes_with_4009(user: User) -> None:
+    async with connected(user) as (socket, _):
+        frame = json.dumps({"type": "ping", "pad": "é" * (33 * 1024)})  # 66 KiB in UTF-8, 33 K characters
+        await socket.send(frame)
+        assert await socket.communicator.receive_output(3) == {"type": "websocket.close", "code": 4009}
+
+
+async def test_a_frame_just_under_the_limit_is_accepted(user: User) -> None:
+    async with connected(user) as (socket, _):
+        frame = json.dumps({"type": "ping", "pad": "x" * (64 * 1024 - 40)})
+        assert await socket.request(frame) == {"type": "pong"}
+
+
+@pytest.mark.parametrize("message_type", ["job.cancel", "job.retry"])
+async def test_a_missing_or_foreign_job_is_not_found(user: User, other_user: User, message_type: str) -> None:
+    theirs, _ = await services_submit(other_user)
+    async with connected(user) as (socket, _):
+        for job_id in (str(theirs.pk), str(uuid.uuid4()), "nonsense"):
+            reply = await socket.request({"type": message_type, "job_id": job_id})
+            assert reply["code"] == "not_found" and reply["message"] == "No such job."
+        await assert_still_usable(socket)
+
+
+async def test_an_unexpected_failure_answers_internal_without_details(
+    user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(*args: object) -> None:
+        raise RuntimeError("password=hunter2 in a traceback")
+
+    monkeypatch.setattr(services, "submit", explode)
+    async with connected(user) as (socket, _):
+        reply = await socket.request({"type": "job.submit", "request_id": "r", "kind": "demo.countdown", "params": {}})
+        assert reply["code"] == "internal" and reply["request_id"] == "r"
+        assert "hunter2" not in json.dumps(reply) and "Traceback" not in json.dumps(reply)
+        await assert_still_usable(socket)
+
+
+async def services_submit(owner: User) -> Any:
+    return await database_sync_to_async(services.submit)(owner, "theirs", "demo.countdown", {"steps": 1})

@@ -1,0 +1,76 @@
+"""notifications.publish: one long-lived loop per process sends events in order, never blocking the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+
+from notifications.publish import EVENT_TYPE, Publisher
+
+
+async def joined_channel(group: str) -> str:
+    layer = get_channel_layer()
+    channel: str = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
+async def test_events_from_worker_threads_arrive_in_order_on_the_bound_loop() -> None:
+    publisher = Publisher()
+    publisher.bind_loop(asyncio.get_running_loop())
+    channel = await joined_channel("user.1")
+
+    def send_all() -> None:
+        for n in range(50):
+            publisher.send("user.1", f'{{"n":{n}}}')
+
+    sender = threading.Thread(target=send_all)
+    sender.start()
+    await asyncio.to_thread(sender.join)
+    layer = get_channel_layer()
+    received = [await asyncio.wait_for(layer.receive(channel), 2) for _ in range(50)]
+    assert received == [{"type": EVENT_TYPE, "text": f'{{"n":{n}}}'} for n in range(50)]
+    assert publisher.dropped == 0
+    publisher.reset()
+
+
+async def test_only_the_group_receives(settings: Any) -> None:
+    publisher = Publisher()
+    publisher.bind_loop(asyncio.get_running_loop())
+    mine, theirs = await joined_channel("user.1"), await joined_channel("user.2")
+    publisher.send("user.1", "{}")
+    layer = get_channel_layer()
+    assert await asyncio.wait_for(layer.receive(mine), 2) == {"type": EVENT_TYPE, "text": "{}"}
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive(theirs), 0.2)
+    publisher.reset()
+
+
+def test_without_a_server_loop_it_starts_its_own_thread_and_flushes() -> None:
+    publisher = Publisher()
+    publisher.send("user.1", "{}")
+    assert publisher.flush(timeout=2)
+    assert publisher.sent == 1
+    publisher.reset()
+
+
+class _StuckLayer:
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        await asyncio.sleep(3600)
+
+
+def test_a_stuck_channel_layer_drops_events_after_the_timeout_and_never_blocks_the_caller(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.PUBLISH_TIMEOUT = 0.05
+    monkeypatch.setattr("notifications.publish.get_channel_layer", lambda: _StuckLayer())
+    publisher = Publisher()
+    for _ in range(3):
+        publisher.send("user.1", "{}")  # returns at once even though every send hangs
+    assert publisher.flush(timeout=5)
+    assert (publisher.sent, publisher.dropped) == (0, 3)
+    publisher.reset()
