@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from celery_app import app as celery_app
 from core import stack
 
 ADMIN_USERNAME = "admin"
@@ -61,7 +62,11 @@ class Command(BaseCommand):
         flower = subprocess.Popen(stack.flower_command("127.0.0.1", flower_port, flower_auth))
         processes.append(flower)
         stack.wait_until(lambda: stack.port_open("127.0.0.1", flower_port), "Flower", timeout=60, process=flower)
-        processes.append(subprocess.Popen(stack.worker_command("worker", options["concurrency"])))
+        worker = subprocess.Popen(stack.worker_command("worker", options["concurrency"]))
+        processes.append(worker)
+        stack.wait_until(
+            lambda: bool(celery_app.control.ping(timeout=0.5)), "Celery worker", timeout=60, process=worker
+        )
         self._banner(host, port, flower_port, password, flower_auth)
 
     def _local_admin(self, password_file: Path) -> str:
