@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -48,7 +49,7 @@ EVENT_TYPE = "job.event"  # handled by JobsConsumer.job_event
 class _Target:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[tuple[str, str]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
-    owns_loop: bool = False
+    thread: threading.Thread | None = None  # set when the publisher runs the loop itself
     drain: asyncio.Task[None] | None = None
 
     def usable(self) -> bool:
@@ -78,7 +79,9 @@ class Publisher:
         if target is not None and target.loop is loop:
             return
         with self._lock:
-            self._target = self._start_drain(_Target(loop=loop))
+            old, self._target = self._target, self._start_drain(_Target(loop=loop))
+        if old is not None:
+            _retire(old, send_queued=True)
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until queued events are sent; only from outside the publishing loop (tests, exit)."""
@@ -92,27 +95,24 @@ class Publisher:
             return False
         return True
 
-    def reset(self) -> None:
-        """Stop draining and forget the loop (tests: each test has its own event loop)."""
+    def reset(self) -> concurrent.futures.Future[None] | None:
+        """Stop draining and forget the loop (tests: each test has its own event loop).
+
+        Returns the future of the shutdown, for a caller inside that loop to await.
+        """
         with self._lock:
-            target, self._target = self._target, None
-        if target is None or not target.usable():
-            return
-        loop = target.loop
+            old, self._target = self._target, None
+        if old is None:
+            return None
+        done = _retire(old, send_queued=False)
+        if done is not None and old.thread is not None and old.thread is not threading.current_thread():
+            old.thread.join(timeout=1)
+        return done
 
-        def shutdown() -> None:
-            drain = target.drain
-            if drain is not None:
-                drain.cancel()
-            if target.owns_loop:
-                # Stop only once the cancellation has run, so no task is left pending.
-                if drain is not None:
-                    drain.add_done_callback(lambda _: loop.stop())
-                else:
-                    loop.stop()
-
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(shutdown)
+    def close(self) -> None:
+        """Send what is queued, then stop (at process exit)."""
+        self.flush()
+        self.reset()
 
     def _current_target(self) -> _Target:
         target = self._target
@@ -128,8 +128,7 @@ class Publisher:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="publisher", daemon=True)
         thread.start()
-        atexit.register(self.flush)
-        return self._start_drain(_Target(loop=loop, owns_loop=True))
+        return self._start_drain(_Target(loop=loop, thread=thread))
 
     def _start_drain(self, target: _Target) -> _Target:
         def create() -> None:
@@ -167,6 +166,28 @@ class Publisher:
             logger.warning("publisher dropped events (%s so far): %s", self.dropped, reason)
 
 
+def _retire(target: _Target, *, send_queued: bool) -> concurrent.futures.Future[None] | None:
+    """Stop a target's drain task, after sending what it holds if asked, and its loop if it owns one."""
+
+    async def stop() -> None:
+        if send_queued:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(target.queue.join(), settings.PUBLISH_TIMEOUT)
+        if target.drain is not None:
+            target.drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await target.drain
+        if target.thread is not None:
+            target.loop.stop()
+
+    if not target.usable():
+        return None
+    try:
+        return asyncio.run_coroutine_threadsafe(stop(), target.loop)
+    except RuntimeError:  # the loop closed meanwhile
+        return None
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -175,6 +196,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 publisher = Publisher()
+atexit.register(publisher.close)
 
 
 def job_event_on_commit(event: str, job: Job) -> None:

@@ -18,8 +18,9 @@ async def in_memory_channel_layer(settings: Settings) -> AsyncIterator[None]:
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     yield
     # Inside the test's loop, so a drain task bound to it is cancelled, not left pending.
-    publisher.reset()
-    await asyncio.sleep(0)
+    done = publisher.reset()
+    if done is not None:
+        await asyncio.wait_for(asyncio.wrap_future(done), 5)
 
 
 class SentTasks(list[dict[str, Any]]):
