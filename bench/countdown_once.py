@@ -1,6 +1,6 @@
 """Run one demo.countdown against a running service and count the frames the client receives.
 
-    .venv/bin/python bench/countdown_once.py --password "$(cat var/local-admin-password)" --steps 1000
+    .venv/bin/python -m bench.countdown_once --password "$(cat var/local-admin-password)" --steps 1000
 
 Prints the frames by type and the job's run time (started_at to finished_at, from
 the server) beside the wall time the client saw from submit to the final event.
