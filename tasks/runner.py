@@ -9,6 +9,7 @@ from django.conf import settings
 
 from tasks import kinds, services
 from tasks.errors import JobCancelled, JobFailure
+from tasks.kinds.base import RunContext
 from tasks.progress import ProgressReporter
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ def run_job(job_id: str, task_id: str) -> None:
     kind = kinds.get(job.kind)
     reporter = ProgressReporter(job_id, settings.JOBS_PROGRESS_INTERVAL)
     try:
-        result = kind.run(kinds.parse(kind, job.params), reporter)
+        params = kinds.parse(kind, job.params, job.owner_id)
+        result = kind.run(RunContext(job_id, job.owner_id, job.attempt, params, reporter))
     except JobCancelled:
         reporter.close()
         logger.info("job %s: stopped, it was cancelled", job_id)

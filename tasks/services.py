@@ -35,7 +35,7 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
     existing = Job.objects.filter(owner=owner, request_id=request_id).first()
     if existing is not None:
         return existing, False
-    clean = kinds.validate(kind, params)
+    clean = kinds.validate(kind, params, owner.pk)
     try:
         with transaction.atomic():
             job = Job.objects.create(

@@ -29,14 +29,14 @@ def get(name: str) -> Kind:
         raise UnknownKind(f"No job kind named {name!r}.") from None
 
 
-def validate(name: str, params: dict[str, Any]) -> dict[str, Any]:
+def validate(name: str, params: dict[str, Any], owner_id: int) -> dict[str, Any]:
     """The kind's params, checked and normalised; InvalidParams names each bad field."""
-    parsed = parse(get(name), params)
+    parsed = parse(get(name), params, owner_id)
     return parsed.model_dump(mode="json", exclude_none=True)
 
 
-def parse(kind: Kind, params: dict[str, Any]) -> BaseModel:
+def parse(kind: Kind, params: dict[str, Any], owner_id: int) -> BaseModel:
     try:
-        return kind.params.model_validate(params)
+        return kind.params.model_validate(params, context={"owner_id": owner_id})
     except ValidationError as exc:
         raise InvalidParams("The parameters are not valid for this kind.", details=field_errors(exc)) from None

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.errors import JobFailure
-from tasks.kinds.base import Kind, Reporter
+from tasks.kinds.base import Kind, RunContext
 
 NAME = "demo.countdown"
 
@@ -27,7 +27,9 @@ class CountdownParams(BaseModel):
         return self
 
 
-def run(params: CountdownParams, reporter: Reporter) -> dict[str, Any]:
+def run(context: RunContext) -> dict[str, Any]:
+    params: CountdownParams = context.params
+    reporter = context.reporter
     interval = params.interval_ms / 1000
     for step in range(1, params.steps + 1):
         if interval:
