@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from core.validation import field_errors
+from tasks import kinds
 from tasks.models import Job
 
 PROTOCOL_VERSION = 1
@@ -114,7 +115,7 @@ def job_payload(job: Job) -> dict[str, Any]:
         "id": str(job.pk),
         "kind": job.kind,
         "status": job.status,
-        "params": job.params,
+        "params": kinds.public_params(job.kind, job.params),
         "attempt": job.attempt,
         "seq": job.seq,
         "progress": job.progress,

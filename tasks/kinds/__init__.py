@@ -29,6 +29,14 @@ def get(name: str) -> Kind:
         raise UnknownKind(f"No job kind named {name!r}.") from None
 
 
+def public_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The params as clients see them (redacted or shortened by the kind, if it says so)."""
+    kind = _KINDS.get(name)
+    if kind is None or kind.public_params is None:
+        return params
+    return kind.public_params(params)
+
+
 def validate(name: str, params: dict[str, Any], owner_id: int) -> dict[str, Any]:
     """The kind's params, checked and normalised; InvalidParams names each bad field."""
     parsed = parse(get(name), params, owner_id)

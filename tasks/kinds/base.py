@@ -46,3 +46,6 @@ class Kind:
     task_name: str
     soft_time_limit: int
     time_limit: int
+    # What clients are shown of the stored params, when that differs: every job
+    # event carries the params, so a kind redacts secrets and shortens large values.
+    public_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None
