@@ -9,4 +9,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("api/uploads/", include("uploads.urls")),
 ]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
+import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,12 +16,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from notifications import protocol
+from accounts import credentials
+from notifications import protocol, throttle
 from notifications.groups import user_group
 from notifications.protocol import Cancel, ClientMessage, Ping, ProtocolError, Retry, Submit
 from notifications.publish import publisher
 from tasks import kinds, services
-from tasks.errors import ServiceError
+from tasks.errors import RateLimited, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +30,8 @@ logger = logging.getLogger(__name__)
 class JobsConsumer(AsyncWebsocketConsumer):
     group: str | None = None
     user: User
+    counted = False
+    recheck: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -35,6 +42,13 @@ class JobsConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        self.strikes: deque[float] = deque()
+        if not await throttle.open_connection(user.pk, self.channel_name):
+            await self.accept()
+            await self._error("rate_limited", "Too many open connections for this user.", details={"retry_after": 30})
+            await self.close(code=protocol.CLOSE_POLICY)
+            return
+        self.counted = True
         publisher.bind_loop(asyncio.get_running_loop())
         # Join the user's stream before taking the snapshot, so no event that
         # happens meanwhile is missed; the client merges by seq.
@@ -42,12 +56,22 @@ class JobsConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send(text_data=await self._hello())
+        self.recheck = asyncio.create_task(self._recheck_credentials())
 
     async def disconnect(self, code: int) -> None:
+        if self.recheck is not None:
+            self.recheck.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.counted:
+            await throttle.close_connection(self.user.pk, self.channel_name)
+            await throttle.forget_connection_messages(self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        retry_after = await throttle.message_allowed(self.channel_name)
+        if retry_after is not None:
+            await self._rate_limited("Too many messages on this connection.", retry_after)
+            return
         if text_data is None:
             await self._error("unsupported", "Binary frames are not supported; send JSON text frames.")
             return
@@ -66,18 +90,39 @@ class JobsConsumer(AsyncWebsocketConsumer):
         """A job event from the channel layer, already serialised by the publisher."""
         await self.send(text_data=event["text"])
 
+    async def auth_session_ended(self, event: dict[str, Any]) -> None:
+        """The session this socket rode on was logged out (in any tab)."""
+        if self.scope.get("auth_token_id") is None and self._session_key() == event["session_key"]:
+            await self.close(code=protocol.CLOSE_FORBIDDEN)
+
+    async def auth_token_revoked(self, event: dict[str, Any]) -> None:
+        if self.scope.get("auth_token_id") == event["token_id"]:
+            await self.close(code=protocol.CLOSE_FORBIDDEN)
+
+    async def auth_revoked(self, event: dict[str, Any]) -> None:
+        """The user was deactivated or deleted: every socket goes."""
+        await self.close(code=protocol.CLOSE_FORBIDDEN)
+
     async def _dispatch(self, message: ClientMessage) -> None:
         request_id = message.request_id if isinstance(message, Submit) else None
         handler = self._handlers[message.type]
         try:
             await handler(self, message)
+        except RateLimited as exc:
+            await self._rate_limited(exc.message, (exc.details or {})["retry_after"], request_id)
         except ServiceError as exc:
             await self._error(exc.code, exc.message, request_id, exc.details)
         except Exception:
-            logger.exception("error handling %s for user %s", message.type, self.user.pk)
-            await self._error("internal", "The server failed to handle this message.", request_id)
+            # The client gets an id to quote, never the exception; the log has both.
+            error_id = uuid.uuid4().hex[:12]
+            logger.exception("error %s handling %s for user %s", error_id, message.type, self.user.pk)
+            message_text = f"The server failed to handle this message (error {error_id})."
+            await self._error("internal", message_text, request_id, {"error_id": error_id})
 
     async def _submit(self, message: Submit) -> None:
+        retry_after = await throttle.submit_allowed(self.user.pk)
+        if retry_after is not None:
+            raise RateLimited("Too many job submissions; wait before submitting again.", retry_after)
         job = await database_sync_to_async(_submit)(self.user, message)
         await self.send(
             text_data=protocol.dumps({"type": "job.accepted", "request_id": message.request_id, "job": job})
@@ -110,6 +155,39 @@ class JobsConsumer(AsyncWebsocketConsumer):
             "kinds": kinds.names(),
         }
         return protocol.dumps(hello)
+
+    async def _rate_limited(self, text: str, retry_after: float, request_id: str | None = None) -> None:
+        """Answer rate_limited; a connection that keeps going after repeated warnings is closed (4008)."""
+        now = time.monotonic()
+        self.strikes.append(now)
+        while self.strikes and self.strikes[0] < now - 60:
+            self.strikes.popleft()
+        if len(self.strikes) > settings.RATE_LIMIT_STRIKES:
+            logger.warning("user %s: closing a connection that ignores rate limits", self.user.pk)
+            await self.close(code=protocol.CLOSE_POLICY)
+            return
+        await self._error("rate_limited", text, request_id, {"retry_after": retry_after})
+
+    async def _recheck_credentials(self) -> None:
+        """Every few seconds: is the session or token still good? If not, close with 4403."""
+        token_id = self.scope.get("auth_token_id")
+        while True:
+            await asyncio.sleep(settings.AUTH_RECHECK_SECONDS * random.uniform(0.8, 1.2))  # noqa: S311
+            try:
+                valid = await database_sync_to_async(credentials.still_valid)(
+                    self.user.pk, self._session_key(), token_id
+                )
+            except Exception:
+                logger.exception("credential re-check failed; will try again")
+                continue
+            if not valid:
+                await self.close(code=protocol.CLOSE_FORBIDDEN)
+                return
+            await throttle.refresh_connection(self.user.pk, self.channel_name)
+
+    def _session_key(self) -> str | None:
+        session = self.scope.get("session")
+        return getattr(session, "session_key", None)
 
     async def _error(
         self, code: str, message: str, request_id: str | None = None, details: dict[str, Any] | None = None

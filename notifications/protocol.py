@@ -124,6 +124,8 @@ def job_payload(job: Job) -> dict[str, Any]:
         "created_at": timestamp(job.created_at),
         "started_at": timestamp(job.started_at),
         "finished_at": timestamp(job.finished_at),
+        # Extension (docs/protocol.md): the Celery task of the current attempt, for Flower.
+        "task_id": job.celery_task_id or None,
     }
 
 

@@ -43,12 +43,13 @@ logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
 EVENT_TYPE = "job.event"  # handled by JobsConsumer.job_event
+Message = dict[str, Any]
 
 
 @dataclass
 class _Target:
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[tuple[str, str]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    queue: asyncio.Queue[tuple[str, Message]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     thread: threading.Thread | None = None  # set when the publisher runs the loop itself
     drain: asyncio.Task[None] | None = None
 
@@ -67,9 +68,13 @@ class Publisher:
 
     def send(self, group: str, text: str) -> None:
         """Queue one pre-serialised client frame for every socket in `group`. Never blocks."""
+        self.send_message(group, {"type": EVENT_TYPE, "text": text})
+
+    def send_message(self, group: str, message: Message) -> None:
+        """Queue a channel-layer message for every consumer in `group` (a control message). Never blocks."""
         target = self._current_target()
         try:
-            target.loop.call_soon_threadsafe(self._put, target, group, text)
+            target.loop.call_soon_threadsafe(self._put, target, group, message)
         except RuntimeError:  # the loop closed between the check and the call
             self._drop("event loop closed")
 
@@ -137,20 +142,24 @@ class Publisher:
         target.loop.call_soon_threadsafe(create)
         return target
 
-    def _put(self, target: _Target, group: str, text: str) -> None:
+    def _put(self, target: _Target, group: str, message: Message) -> None:
         try:
-            target.queue.put_nowait((group, text))
+            target.queue.put_nowait((group, message))
         except asyncio.QueueFull:
             self._drop("queue full")
 
-    async def _drain(self, queue: asyncio.Queue[tuple[str, str]]) -> None:
+    async def _drain(self, queue: asyncio.Queue[tuple[str, Message]]) -> None:
         layer = get_channel_layer()
         assert layer is not None, "CHANNEL_LAYERS is not configured"
         timeout = settings.PUBLISH_TIMEOUT
         while True:
-            group, text = await queue.get()
+            group, message = await queue.get()
             try:
-                await asyncio.wait_for(layer.group_send(group, {"type": EVENT_TYPE, "text": text}), timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+                # a cancellation that lands as the send completes, and the drain
+                # would then never stop.
+                async with asyncio.timeout(timeout):
+                    await layer.group_send(group, message)
                 self.sent += 1
             except Exception as exc:
                 self._drop(f"{type(exc).__name__}: {exc}")
@@ -169,23 +178,30 @@ class Publisher:
 def _retire(target: _Target, *, send_queued: bool) -> concurrent.futures.Future[None] | None:
     """Stop a target's drain task, after sending what it holds if asked, and its loop if it owns one."""
 
-    async def stop() -> None:
+    async def stop_draining() -> None:
         if send_queued:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(target.queue.join(), settings.PUBLISH_TIMEOUT)
+                async with asyncio.timeout(settings.PUBLISH_TIMEOUT):
+                    await target.queue.join()
         if target.drain is not None:
             target.drain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await target.drain
-        if target.thread is not None:
-            target.loop.stop()
+
+    def stop_loop(_: object) -> None:
+        with contextlib.suppress(RuntimeError):
+            target.loop.call_soon_threadsafe(target.loop.stop)
 
     if not target.usable():
         return None
     try:
-        return asyncio.run_coroutine_threadsafe(stop(), target.loop)
+        done = asyncio.run_coroutine_threadsafe(stop_draining(), target.loop)
     except RuntimeError:  # the loop closed meanwhile
         return None
+    if target.thread is not None:
+        # Only once the drain task is gone, so no task is left pending.
+        done.add_done_callback(stop_loop)
+    return done
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -207,6 +223,12 @@ def job_event_on_commit(event: str, job: Job) -> None:
 def job_progress_on_commit(owner_id: int, job_id: str, seq: int, progress: dict[str, Any]) -> None:
     """Publish the small job.progress event once the current transaction commits."""
     _send_on_commit(user_group(owner_id), protocol.progress_event(job_id, seq, progress))
+
+
+def auth_event_on_commit(user_id: int, event: str, **fields: Any) -> None:
+    """Tell the user's consumers that credentials changed (handled by JobsConsumer.auth_*)."""
+    message = {"type": event, **fields}
+    transaction.on_commit(lambda: publisher.send_message(user_group(user_id), message), robust=True)
 
 
 def _send_on_commit(group: str, text: str) -> None:

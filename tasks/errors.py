@@ -47,3 +47,10 @@ class JobFailure(Exception):
 
 class JobCancelled(Exception):
     """Raised inside a running job when its owner has cancelled it."""
+
+
+class RateLimited(ServiceError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, details={"retry_after": retry_after})

@@ -62,3 +62,36 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+
+class DeliveryStatus(models.TextChoices):
+    # Claimed and handed to the mail server, outcome not yet recorded. A row
+    # still "sending" after its run ended means the outcome is unknown.
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class EmailDelivery(models.Model):
+    """One recipient of an email.send job: the durable record that makes each message go out at most once.
+
+    Written by tasks.emails only; see its docstring for the protocol.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="email_deliveries")
+    recipient = models.CharField(max_length=320)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
+    error = models.TextField(blank=True, help_text="The mail server's reply when it refused the message.")
+    attempt = models.PositiveIntegerField(help_text="The job attempt that last tried this recipient.")
+    message_id = models.CharField(max_length=255, help_text="The same on every attempt, so duplicates can be spotted.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "recipient"], name="email_delivery_once_per_recipient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} ({self.status})"

@@ -8,7 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from tasks import kinds, services
-from tasks.errors import JobCancelled, JobFailure
+from tasks.errors import InvalidParams, JobCancelled, JobFailure
 from tasks.kinds.base import RunContext
 from tasks.progress import ProgressReporter
 
@@ -22,9 +22,15 @@ def run_job(job_id: str, task_id: str) -> None:
         logger.info("job %s: task %s has nothing to run", job_id, task_id)
         return
     kind = kinds.get(job.kind)
-    reporter = ProgressReporter(job_id, settings.JOBS_PROGRESS_INTERVAL)
     try:
         params = kinds.parse(kind, job.params, job.owner_id)
+    except InvalidParams as exc:
+        # What the params refer to changed since they were accepted (an upload was deleted, say).
+        problems = "; ".join(f"{field}: {text}" for field, text in (exc.details or {}).items())
+        services.fail(job_id, "invalid_params", f"The job's parameters are no longer valid ({problems}).")
+        return
+    reporter = ProgressReporter(job_id, settings.JOBS_PROGRESS_INTERVAL)
+    try:
         result = kind.run(RunContext(job_id, job.owner_id, job.attempt, params, reporter))
     except JobCancelled:
         reporter.close()

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -24,8 +25,8 @@ from django.utils import timezone
 from celery_app import app as celery_app
 from notifications import publish
 from tasks import kinds
-from tasks.errors import JobConflict, JobNotFound
-from tasks.models import FINISHED, Job, JobStatus, empty_progress
+from tasks.errors import JobConflict, JobNotFound, RateLimited
+from tasks.models import FINISHED, UNFINISHED, Job, JobStatus, empty_progress
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
     if existing is not None:
         return existing, False
     clean = kinds.validate(kind, params, owner.pk)
+    _check_active_cap(owner)
     try:
         with transaction.atomic():
             job = Job.objects.create(
@@ -181,6 +183,13 @@ def _transition(
         job.save()
         publish.job_event_on_commit(event, job)
     return job
+
+
+def _check_active_cap(owner: User) -> None:
+    """Refuse a new job while the owner already has the most queued and running jobs allowed."""
+    cap = settings.JOBS_MAX_ACTIVE_PER_USER
+    if Job.objects.filter(owner=owner, status__in=UNFINISHED).count() >= cap:
+        raise RateLimited(f"You already have {cap} jobs queued or running; wait for some to finish.", retry_after=10)
 
 
 def _get_owned(owner: User, job_id: str) -> Job:

@@ -1,13 +1,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 
+from core import stack
 from notifications.publish import publisher
 from tests.factories import UserFactory
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private, throw-away redis-server for this test session: `redis://127.0.0.1:<port>` (add /<db>)."""
+    base = f"redis://127.0.0.1:{stack.free_port()}"
+    process = stack.start_redis(f"{base}/0", tmp_path_factory.mktemp("redis"))
+    yield base
+    stack.stop([process])
 
 
 @pytest.fixture
@@ -40,3 +53,11 @@ def published(monkeypatch: pytest.MonkeyPatch) -> Published:
 
     monkeypatch.setattr(publisher, "send", capture)
     return captured
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """pytest-django drops the SQLite test database file, but not its WAL and shared-memory files."""
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and name:
+        for suffix in ("-wal", "-shm"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)

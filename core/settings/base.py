@@ -29,17 +29,21 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "core",
+    "accounts",
     "tasks",
     "notifications",
+    "uploads",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -103,7 +107,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "core.storage.StaticFilesStorage"},
 }
 
 # --- Redis: one URL for the channel layer and the Celery broker -------------
@@ -145,7 +149,7 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Email --------------------------------------------------------------------
-# Locally, mail goes to files under var/mail (one file per message) so a
+# Locally, mail goes to files under var/mail (one file per connection, so one per job) so a
 # developer can read what was sent with no server; production sets EMAIL_URL.
 _EMAIL = env.get_email("EMAIL_URL", f"filemail://{VAR_DIR / 'mail'}")
 EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
@@ -166,6 +170,26 @@ JOBS_PROGRESS_INTERVAL = env.get_float("JOBS_PROGRESS_INTERVAL", 0.1, minimum=0.
 JOBS_SNAPSHOT_FINISHED = env.get_int("JOBS_SNAPSHOT_FINISHED", 20, minimum=20, maximum=500)
 # Seconds the publisher waits on Redis before dropping an event (the DB keeps the state).
 PUBLISH_TIMEOUT = env.get_float("PUBLISH_TIMEOUT", 2.0, minimum=0.05)
+
+# --- Abuse limits (notifications/throttle.py) ----------------------------------
+THROTTLE_REDIS_URL = env.get_redis_url("THROTTLE_REDIS_URL", REDIS_URL)
+RATE_LIMIT_SUBMITS_PER_MINUTE = env.get_int("RATE_LIMIT_SUBMITS_PER_MINUTE", 30, minimum=1)
+RATE_LIMIT_MESSAGES_PER_SECOND = env.get_int("RATE_LIMIT_MESSAGES_PER_SECOND", 20, minimum=1)
+RATE_LIMIT_CONNECTIONS_PER_USER = env.get_int("RATE_LIMIT_CONNECTIONS_PER_USER", 20, minimum=1)
+# rate_limited answers a connection may get within a minute before it is closed with 4008.
+RATE_LIMIT_STRIKES = env.get_int("RATE_LIMIT_STRIKES", 10, minimum=1)
+JOBS_MAX_ACTIVE_PER_USER = env.get_int("JOBS_MAX_ACTIVE_PER_USER", 100, minimum=1)
+# How often an open socket re-checks its session or token (logout and
+# deactivation also close sockets at once, through the channel layer).
+AUTH_RECHECK_SECONDS = env.get_float("AUTH_RECHECK_SECONDS", 15.0, minimum=0.5)
+CONNECTION_STALE_SECONDS = 4 * AUTH_RECHECK_SECONDS
+
+# --- Uploads (uploads/, the file.process kind) -----------------------------------
+# Stored files live under MEDIA_ROOT/uploads/<yyyy>/<mm>/<uuid>; Daphne and the
+# workers must see the same directory. Never served by Django.
+MEDIA_ROOT = Path(env.get_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Largest file POST /api/uploads/ accepts, in bytes (100 MiB).
+UPLOAD_MAX_BYTES = env.get_int("UPLOAD_MAX_BYTES", 100 * 1024 * 1024, minimum=1)
 
 FLOWER_URL = env.get_str("FLOWER_URL", "")
 

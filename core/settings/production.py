@@ -20,3 +20,25 @@ CSRF_COOKIE_SECURE = env.get_bool("CSRF_COOKIE_SECURE", True)
 CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS", [])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Cookies: never sent over plain HTTP, never readable by scripts (the session),
+# and not sent on cross-site subrequests.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# TLS usually terminates at a proxy in front of Daphne: it sets X-Forwarded-Proto
+# (SECURE_PROXY_SSL_HEADER above) and redirects http to https itself; set
+# SECURE_SSL_REDIRECT=true to make Django redirect instead.
+SECURE_SSL_REDIRECT = env.get_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env.get_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.get_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env.get_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Deliberate, documented choices rather than oversights: subdomains and the
+# preload list are the domain owner's call, and the proxy does the redirect.
+SILENCED_SYSTEM_CHECKS = [
+    *(["security.W005"] if not SECURE_HSTS_INCLUDE_SUBDOMAINS else []),
+    *(["security.W021"] if not SECURE_HSTS_PRELOAD else []),
+    *(["security.W008"] if not SECURE_SSL_REDIRECT else []),
+]

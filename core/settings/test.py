@@ -4,6 +4,8 @@ DATABASE_URL points at one."""
 
 from __future__ import annotations
 
+import os
+
 from core import env
 from core.settings.base import *  # noqa: F403
 from core.settings.base import DATABASES, VAR_DIR
@@ -26,4 +28,6 @@ WHITENOISE_USE_FINDERS = True
 # close their connections after each use, so the test database can be dropped.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": env.get_str("TEST_SQLITE_PATH", str(VAR_DIR / "test.sqlite3"))}
+    # One file per test run, so two runs on one machine never share (or drop) each other's tables.
+    default_path = VAR_DIR / f"test-{os.getpid()}.sqlite3"
+    DATABASES["default"]["TEST"] = {"NAME": env.get_str("TEST_SQLITE_PATH", str(default_path))}

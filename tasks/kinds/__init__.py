@@ -12,10 +12,10 @@ from pydantic import BaseModel, ValidationError
 
 from core.validation import field_errors
 from tasks.errors import InvalidParams, UnknownKind
-from tasks.kinds import countdown
+from tasks.kinds import countdown, email_send, file_process
 from tasks.kinds.base import Kind
 
-_KINDS: dict[str, Kind] = {kind.name: kind for kind in (countdown.KIND,)}
+_KINDS: dict[str, Kind] = {kind.name: kind for kind in (countdown.KIND, email_send.KIND, file_process.KIND)}
 
 
 def names() -> list[str]:

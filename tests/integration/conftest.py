@@ -16,6 +16,7 @@ from celery import Celery
 from django.db import connection
 
 from core import stack
+from tests.smtp import SmtpServer, serving
 
 
 @dataclass
@@ -44,6 +45,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stack.stop([process])
 
 
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server for the worker (EMAIL_URL): every email the jobs send arrives here."""
+    with serving() as server:
+        yield server
+
+
 def worker_answers(broker_url: str) -> bool:
     app = Celery(broker=broker_url)
     try:
@@ -54,7 +62,11 @@ def worker_answers(broker_url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def live_stack(
-    django_db_setup: None, django_db_blocker: Any, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    django_db_setup: None,
+    django_db_blocker: Any,
+    redis_url: str,
+    smtp_server: SmtpServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveStack]:
     logs = tmp_path_factory.mktemp("logs")
     with django_db_blocker.unblock():
@@ -64,6 +76,7 @@ def live_stack(
         "DJANGO_SETTINGS_MODULE": "core.settings.test",
         "DATABASE_URL": db_url,
         "REDIS_URL": redis_url,
+        "EMAIL_URL": smtp_server.url,
         "VAR_DIR": str(tmp_path_factory.mktemp("var")),
         "PYTHONUNBUFFERED": "1",
     }

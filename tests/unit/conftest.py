@@ -7,20 +7,30 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis
 from pytest_django.fixtures import Settings
 
 from celery_app import app as celery_app
 from notifications.publish import publisher
 
+THROTTLE_DB = 1  # unit tests keep rate-limit counters in their own DB of the private Redis
+
 
 @pytest.fixture(autouse=True)
-async def in_memory_channel_layer(settings: Settings) -> AsyncIterator[None]:
+async def in_memory_channel_layer(settings: Settings, redis_server: str) -> AsyncIterator[None]:
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.THROTTLE_REDIS_URL = f"{redis_server}/{THROTTLE_DB}"
     yield
     # Inside the test's loop, so a drain task bound to it is cancelled, not left pending.
     done = publisher.reset()
     if done is not None:
         await asyncio.wait_for(asyncio.wrap_future(done), 5)
+    # Counters must not leak from one test into the next.
+    client = redis.Redis.from_url(settings.THROTTLE_REDIS_URL)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 class SentTasks(list[dict[str, Any]]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,3 +53,12 @@ async def connected(user: User) -> AsyncIterator[tuple[Socket, dict[str, Any]]]:
         yield socket, await socket.receive()
     finally:
         await communicator.disconnect()
+
+
+async def closed_with(communicator: WebsocketCommunicator, timeout: float = 5) -> int:
+    """Skip frames until the server closes the socket; its close code."""
+    async with asyncio.timeout(timeout):
+        while True:
+            output = await communicator.receive_output(timeout)
+            if output["type"] == "websocket.close":
+                return int(output.get("code", 1000))

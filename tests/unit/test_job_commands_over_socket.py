@@ -90,3 +90,14 @@ async def test_worker_events_reach_the_socket_in_seq_order(user: User) -> None:
 async def test_ping_answers_pong(user: User) -> None:
     async with connected(user) as (socket, _):
         assert await socket.request({"type": "ping"}) == {"type": "pong"}
+
+
+async def test_staff_see_only_their_own_jobs_on_the_socket(user: User, other_user: User) -> None:
+    other_user.is_staff = other_user.is_superuser = True
+    await database_sync_to_async(other_user.save)()
+    async with connected(user) as (mine, _):
+        job_id = (await mine.request(SUBMIT))["job"]["id"]
+        async with connected(other_user) as (staff, hello):
+            assert hello["jobs"] == []
+            reply = await staff.request({"type": "job.cancel", "job_id": job_id})
+            assert reply["code"] == "not_found"

@@ -63,3 +63,12 @@ def test_an_unexpected_error_is_stored_as_internal_and_raised_for_celery(
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert job.error == {"code": "internal", "message": "The job failed because of an internal error."}
+
+
+def test_params_that_are_no_longer_valid_fail_the_job_with_invalid_params(user: User, published: Published) -> None:
+    job = submitted(user, {"steps": 3})
+    Job.objects.filter(pk=job.pk).update(params={"steps": 0})  # what it refers to changed since
+    job = run(job)
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None and job.error["code"] == "invalid_params"
+    assert "steps" in job.error["message"]

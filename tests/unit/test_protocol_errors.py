@@ -108,8 +108,8 @@ async def test_a_missing_or_foreign_job_is_not_found(user: User, other_user: Use
         await assert_still_usable(socket)
 
 
-async def test_an_unexpected_failure_answers_internal_without_details(
-    user: User, monkeypatch: pytest.MonkeyPatch
+async def test_an_unexpected_failure_answers_internal_with_an_error_id_and_no_internals(
+    user: User, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def explode(*args: object) -> None:
         raise RuntimeError("password=hunter2 in a traceback")
@@ -119,6 +119,10 @@ async def test_an_unexpected_failure_answers_internal_without_details(
         reply = await socket.request({"type": "job.submit", "request_id": "r", "kind": "demo.countdown", "params": {}})
         assert reply["code"] == "internal" and reply["request_id"] == "r"
         assert "hunter2" not in json.dumps(reply) and "Traceback" not in json.dumps(reply)
+        # An id to quote to an operator, who finds the traceback under it in the log.
+        error_id = reply["details"]["error_id"]
+        assert error_id in reply["message"]
+        assert any(error_id in record.getMessage() and record.exc_info for record in caplog.records)
         await assert_still_usable(socket)
 
 

@@ -47,12 +47,11 @@ def test_a_missing_required_value_names_the_variable(monkeypatch: pytest.MonkeyP
         env.get_str("SECRET_KEY")
 
 
-def _django_check(settings_module: str, **environment: str) -> subprocess.CompletedProcess[str]:
+def _django_check(settings_module: str, *args: str, **environment: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}}
     clean.update(environment, DJANGO_SETTINGS_MODULE=settings_module)
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"], env=clean, capture_output=True, text=True, timeout=60, check=False
-    )
+    command = [sys.executable, "manage.py", "check", *args]
+    return subprocess.run(command, env=clean, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_the_service_refuses_to_start_with_a_bad_value() -> None:
@@ -68,3 +67,16 @@ def test_production_requires_a_secret_key_and_refuses_debug() -> None:
     assert debug.returncode != 0 and "DEBUG" in debug.stderr
     fine = _django_check("core.settings.production", SECRET_KEY="s3cret", ALLOWED_HOSTS="jobs.example")
     assert fine.returncode == 0, fine.stderr
+
+
+def test_production_settings_pass_djangos_deployment_checks() -> None:
+    secret = "k9#Qz!2vLm@8pWx$4rTy%6uIo^1aSd&3fGh*5jKl(7zXc)0vBnM-qE_wR+tY"  # long and varied, as Django asks
+    result = _django_check(
+        "core.settings.production",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        SECRET_KEY=secret,
+        ALLOWED_HOSTS="jobs.example",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

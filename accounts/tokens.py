@@ -1,0 +1,66 @@
+"""Creating, checking and revoking API tokens. The token itself is shown once and never stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ApiToken
+from notifications import publish
+
+TOKEN_PREFIX = "jobs_"  # noqa: S105  (a marker that makes leaked tokens easy to scan for, not a secret)
+# last_used_at is a hint for people, not an audit log: write it at most this often.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+def digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create(user: User, name: str) -> tuple[ApiToken, str]:
+    """A new token for `user`: the row, and the token text to show once."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name.strip()[:100] or "token", prefix=raw[:12], digest=digest(raw))
+    return token, raw
+
+
+def authenticate(raw: str) -> ApiToken | None:
+    """The active token of an active user matching `raw`, or None."""
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+        return None
+    token = ApiToken.objects.select_related("user").filter(digest=digest(raw), revoked_at__isnull=True).first()
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def is_active(token_id: int) -> bool:
+    return ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True, user__is_active=True).exists()
+
+
+def revoke(token: ApiToken) -> None:
+    """Revoke a token; sockets opened with it close at once (4403)."""
+    with transaction.atomic():
+        updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if updated:
+            publish.auth_event_on_commit(token.user_id, "auth.token_revoked", token_id=token.pk)
+    token.refresh_from_db(fields=["revoked_at"])
+
+
+def bearer(value: str | None) -> str | None:
+    """The token in an `Authorization: Bearer <token>` header value, if that is what it is."""
+    if not value:
+        return None
+    scheme, _, credentials = value.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()

@@ -1,0 +1,97 @@
+// Words and numbers for people: kind names, params summaries, sizes, durations.
+
+const KIND_NAMES = {
+  "demo.countdown": "Countdown",
+  "email.send": "Email",
+  "file.process": "File",
+};
+
+const OPERATION_NAMES = {
+  checksum: "Checksum",
+  "csv.summary": "CSV summary",
+  "text.stats": "Text statistics",
+};
+
+export const STATUS_NAMES = {
+  queued: "Queued",
+  running: "Running",
+  succeeded: "Succeeded",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+
+const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 4 });
+
+// Names of the files this tab uploaded, by upload id: file.process params carry only the id.
+export const uploadNames = new Map();
+
+export function kindName(kind) {
+  return KIND_NAMES[kind] || kind;
+}
+
+export function operationName(operation) {
+  return OPERATION_NAMES[operation] || operation;
+}
+
+export function formatNumber(value) {
+  return typeof value === "number" ? numberFormat.format(value) : String(value);
+}
+
+export function formatBytes(bytes) {
+  if (typeof bytes !== "number" || !Number.isFinite(bytes)) return String(bytes);
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** 0:07, 12:34, 1:02:03 */
+export function formatDuration(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = String(total % 60).padStart(2, "0");
+  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
+}
+
+export function formatTime(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString();
+}
+
+/** One line saying what the job was asked to do. */
+export function paramsSummary(kind, params) {
+  const p = params || {};
+  switch (kind) {
+    case "demo.countdown": {
+      const parts = [`${formatNumber(p.steps)} steps`, `${formatNumber(p.interval_ms ?? 0)} ms apart`];
+      if (p.fail_at !== undefined && p.fail_at !== null) parts.push(`fails at step ${formatNumber(p.fail_at)}`);
+      return parts.join(" · ");
+    }
+    case "email.send": {
+      const to = Array.isArray(p.to) ? p.to : [];
+      const count = typeof p.to_count === "number" ? p.to_count : to.length;
+      const who = count === 1 && to.length ? `To ${to[0]}` : `To ${formatNumber(count)} recipients`;
+      return p.subject ? `${who} · “${p.subject}”` : who;
+    }
+    case "file.process": {
+      const known = p.name || p.file_name || p.filename || uploadNames.get(p.upload_id);
+      const name = known || (p.upload_id ? `upload ${String(p.upload_id).slice(0, 8)}` : "");
+      return [operationName(p.operation), name].filter(Boolean).join(" · ");
+    }
+    default: {
+      const text = JSON.stringify(p);
+      return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+    }
+  }
+}
+
+/** "to.2" → ["to", "2"]; a human label for the path within its field. */
+export function splitPath(path) {
+  const [field, ...rest] = String(path).split(".");
+  return { field, rest };
+}

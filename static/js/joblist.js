@@ -1,0 +1,186 @@
+// The live job list: one <li> per job, created once and updated in place, so
+// focus, selection and screen-reader position survive the frequent updates.
+import { h, setAttr, setText } from "./dom.js";
+import { formatDuration, formatNumber, formatTime, kindName, paramsSummary, STATUS_NAMES } from "./format.js";
+import { renderResult } from "./results.js";
+import { FINISHED, UNFINISHED } from "./store.js";
+
+export class JobList {
+  /**
+   * @param list the <ol> to fill
+   * @param options {flowerUrl, onCancel(id), onRetry(id), onChange(count)}
+   */
+  constructor(list, options) {
+    this.list = list;
+    this.options = options;
+    this.views = new Map();
+    window.setInterval(() => this.tick(), 1000);
+  }
+
+  /** Bring the list in line with the store: update changed jobs, drop removed ones, keep newest first. */
+  render(store, changed, removed) {
+    for (const id of removed) {
+      this.views.get(id)?.el.remove();
+      this.views.delete(id);
+    }
+    for (const id of changed) {
+      const job = store.get(id);
+      if (!job) continue;
+      let view = this.views.get(id);
+      if (!view) {
+        view = new JobView(job, this.options);
+        this.views.set(id, view);
+      }
+      view.update(job);
+    }
+    this._order(store.list());
+    this.options.onChange?.(this.views.size);
+  }
+
+  /** A user action was refused (e.g. conflict): let the buttons be used again. */
+  releaseActions() {
+    for (const view of this.views.values()) view.setBusy(false);
+  }
+
+  tick() {
+    const now = Date.now();
+    for (const view of this.views.values()) view.tick(now);
+  }
+
+  _order(jobs) {
+    // Move only what is out of place: moving a node that holds focus would drop it.
+    let expected = this.list.firstElementChild;
+    for (const job of jobs) {
+      const el = this.views.get(job.id)?.el;
+      if (!el) continue;
+      if (el === expected) {
+        expected = el.nextElementSibling;
+      } else {
+        this.list.insertBefore(el, expected);
+      }
+    }
+  }
+}
+
+class JobView {
+  constructor(job, options) {
+    this.options = options;
+    this.job = job;
+    this.busy = false;
+
+    const labelId = `job-${job.id}-title`;
+    this.title = h("span", { className: "job-kind", attrs: { id: labelId }, text: kindName(job.kind) });
+    this.badge = h("span", { className: "badge" });
+    this.summary = h("span", { className: "job-params" });
+    this.fill = h("span", { className: "bar-fill" });
+    this.bar = h(
+      "div",
+      { className: "bar", attrs: { role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-labelledby": labelId } },
+      this.fill,
+    );
+    this.percent = h("span", { className: "job-percent" });
+    this.stage = h("span", { className: "job-stage" });
+    this.message = h("span", { className: "job-message" });
+    this.elapsed = h("span", { className: "job-elapsed" });
+    this.detail = h("div", { className: "job-detail" });
+    this.cancelButton = h("button", { className: "secondary", text: "Cancel", attrs: { type: "button" }, on: { click: () => this._act("cancel") } });
+    this.retryButton = h("button", { className: "secondary", text: "Retry", attrs: { type: "button" }, on: { click: () => this._act("retry") } });
+    this.flower = options.flowerUrl ? h("a", { className: "flower-link", text: "Flower", attrs: { target: "_blank", rel: "noopener" } }) : null;
+    this.meta = h("span", { className: "job-meta muted" });
+
+    this.el = h(
+      "li",
+      { className: "job card", dataset: { jobId: job.id, kind: job.kind }, attrs: { "aria-labelledby": labelId } },
+      h("div", { className: "job-head" }, h("div", { className: "job-title" }, this.title, this.summary), this.badge),
+      h("div", { className: "job-progress" }, this.bar, this.percent),
+      h("div", { className: "job-status-line" }, h("span", { className: "job-words" }, this.stage, this.message), this.elapsed),
+      this.detail,
+      h("div", { className: "job-foot" }, h("div", { className: "job-actions" }, this.cancelButton, this.retryButton, this.flower), this.meta),
+    );
+  }
+
+  update(job) {
+    const previous = this.job;
+    this.job = job;
+    this.el.dataset.status = job.status;
+    this.el.dataset.seq = job.seq;
+    setText(this.badge, STATUS_NAMES[job.status] || job.status);
+    this.badge.className = `badge badge-${job.status}`;
+    setText(this.summary, paramsSummary(job.kind, job.params));
+    this._progress(job);
+    this._detail(job, previous);
+    this.cancelButton.hidden = !UNFINISHED.has(job.status);
+    this.retryButton.hidden = !(job.status === "failed" || job.status === "cancelled");
+    setAttr(this.cancelButton, "aria-label", `Cancel ${kindName(job.kind)} job`);
+    setAttr(this.retryButton, "aria-label", `Retry ${kindName(job.kind)} job`);
+    if (this.flower) {
+      this.flower.hidden = !job.task_id;
+      if (job.task_id) setAttr(this.flower, "href", `${this.options.flowerUrl}/task/${encodeURIComponent(job.task_id)}`);
+      setAttr(this.flower, "aria-label", `This job's Celery task in Flower`);
+    }
+    const attempt = job.attempt > 1 ? ` · attempt ${job.attempt}` : "";
+    setText(this.meta, `${formatTime(job.created_at)} · ${job.id.slice(0, 8)}${attempt}`);
+    setAttr(this.meta, "title", `Job ${job.id}, created ${job.created_at}`);
+    this.setBusy(false);
+    this.tick(Date.now());
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    this.cancelButton.disabled = busy;
+    this.retryButton.disabled = busy;
+  }
+
+  tick(now) {
+    const job = this.job;
+    const created = Date.parse(job.created_at);
+    const started = job.started_at ? Date.parse(job.started_at) : null;
+    const finished = job.finished_at ? Date.parse(job.finished_at) : null;
+    let text = "";
+    if (job.status === "queued") text = `waiting ${formatDuration(now - created)}`;
+    else if (job.status === "running") text = `running ${formatDuration(now - (started ?? created))}`;
+    else if (finished !== null && started !== null) text = `took ${formatDuration(finished - started)}`;
+    else if (finished !== null) text = `never started`;
+    setText(this.elapsed, text);
+  }
+
+  _act(action) {
+    this.setBusy(true);
+    const send = action === "cancel" ? this.options.onCancel : this.options.onRetry;
+    if (!send(this.job.id)) this.setBusy(false);
+  }
+
+  _progress(job) {
+    const progress = job.progress || {};
+    const percent = typeof progress.percent === "number" ? Math.max(0, Math.min(100, progress.percent)) : null;
+    const indeterminate = percent === null && job.status === "running";
+    const shown = percent !== null ? percent : job.status === "succeeded" ? 100 : 0;
+    this.bar.classList.toggle("indeterminate", indeterminate);
+    this.bar.classList.toggle("done", FINISHED.has(job.status));
+    this.fill.style.width = indeterminate ? "" : `${shown}%`;
+    const whole = Math.floor(shown);
+    setAttr(this.bar, "aria-valuenow", indeterminate ? null : whole);
+    setText(this.percent, indeterminate ? "" : `${whole}%`);
+    const counted = typeof progress.total === "number"
+      ? `${formatNumber(progress.current ?? 0)} of ${formatNumber(progress.total)}`
+      : progress.current ? `${formatNumber(progress.current)} done` : "";
+    const words = [indeterminate ? "In progress" : `${whole}%`, counted, STATUS_NAMES[job.status] || job.status];
+    setAttr(this.bar, "aria-valuetext", words.filter(Boolean).join(", "));
+    setText(this.stage, progress.stage || "");
+    const waiting = job.status === "queued" ? "Waiting for a worker" : "";
+    setText(this.message, progress.message || waiting);
+  }
+
+  _detail(job, previous) {
+    // Rebuilt only when the outcome changes, not on every progress event.
+    if (previous !== job && previous.result === job.result && previous.error === job.error && this.detail.dataset.built) return;
+    this.detail.dataset.built = "1";
+    this.detail.replaceChildren();
+    if (job.error) {
+      this.detail.append(h("p", { className: "job-error", attrs: { role: "note" } }, h("strong", { text: "Error: " }), job.error.message || job.error.code));
+    }
+    const result = job.status === "succeeded" ? renderResult(job.kind, job.result) : null;
+    if (result) this.detail.append(result);
+    this.detail.hidden = !this.detail.childElementCount;
+  }
+}
