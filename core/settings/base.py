@@ -147,6 +147,11 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Periodic tasks, run by `celery -A celery_app beat` (runstack and docker-compose start it).
+JOBS_RECONCILE_SECONDS = env.get_float("JOBS_RECONCILE_SECONDS", 30.0, minimum=1.0)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "reconcile-jobs": {"task": "jobs.reconcile", "schedule": JOBS_RECONCILE_SECONDS},
+}
 
 # --- Email --------------------------------------------------------------------
 # Locally, mail goes to files under var/mail (one file per connection, so one per job) so a
