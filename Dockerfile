@@ -26,7 +26,7 @@ COPY . .
 # Whitenoise's CompressedManifestStaticFilesStorage needs the manifest at run
 # time. The dummy SECRET_KEY/ALLOWED_HOSTS exist only for this RUN line.
 RUN SECRET_KEY=build ALLOWED_HOSTS=localhost python manage.py collectstatic --noinput \
- && mkdir -p /app/var/media \
+ && mkdir -p /app/var/media /app/var/prometheus \
  && chown -R app:app /app/var
 
 USER app

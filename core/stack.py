@@ -103,6 +103,13 @@ def worker_command(name: str, concurrency: int, loglevel: str = "INFO") -> list[
     )
 
 
+def beat_command(schedule_file: Path, loglevel: str = "INFO") -> list[str]:
+    """Celery beat: runs the periodic tasks (the reconciler, housekeeping). Run exactly one."""
+    return python_command(
+        "-m", "celery", "-A", "celery_app", "beat", "--schedule", str(schedule_file), "--loglevel", loglevel
+    )
+
+
 def flower_command(host: str, port: int, basic_auth: str) -> list[str]:
     return python_command(
         "-m",

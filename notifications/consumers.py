@@ -17,9 +17,20 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from accounts import credentials
-from notifications import protocol, throttle
-from notifications.groups import user_group
-from notifications.protocol import Cancel, ClientMessage, Ping, ProtocolError, Retry, Submit
+from core import metrics
+from notifications import inbox, notices, protocol, throttle
+from notifications.groups import EVERYONE, auth_group, user_group
+from notifications.protocol import (
+    Cancel,
+    ClientMessage,
+    NotificationList,
+    NotificationRead,
+    NotificationReadAll,
+    Ping,
+    ProtocolError,
+    Retry,
+    Submit,
+)
 from notifications.publish import publisher
 from tasks import kinds, services
 from tasks.errors import RateLimited, ServiceError
@@ -29,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 class JobsConsumer(AsyncWebsocketConsumer):
     group: str | None = None
+    audience: tuple[str, ...] = ()  # the notice groups joined: everyone and the user's auth groups
     user: User
     counted = False
     recheck: asyncio.Task[None] | None = None
@@ -45,6 +57,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
         self.strikes: deque[float] = deque()
         if not await throttle.open_connection(user.pk, self.channel_name):
             await self.accept()
+            metrics.rate_limited()
             await self._error("rate_limited", "Too many open connections for this user.", details={"retry_after": 30})
             await self.close(code=protocol.CLOSE_POLICY)
             return
@@ -53,16 +66,25 @@ class JobsConsumer(AsyncWebsocketConsumer):
         # Join the user's stream before taking the snapshot, so no event that
         # happens meanwhile is missed; the client merges by seq.
         self.group = user_group(user.pk)
+        metrics.connection_opened()  # closed in disconnect, under the same `self.group` condition
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self._join_audience()
         await self.accept()
         await self.send(text_data=await self._hello())
         self.recheck = asyncio.create_task(self._recheck_credentials())
+        via = "token" if self.scope.get("auth_token_id") else "session"
+        logger.info("socket opened: user=%s via %s", user.pk, via, extra={"event": "socket.opened", "user_id": user.pk})
 
     async def disconnect(self, code: int) -> None:
+        user_id = getattr(self.scope.get("user"), "pk", None)
+        logger.info("socket closed: user=%s code=%s", user_id, code, extra={"event": "socket.closed", "code": code})
         if self.recheck is not None:
             self.recheck.cancel()
         if self.group is not None:
+            metrics.connection_closed()
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in self.audience:
+            await self.channel_layer.group_discard(group, self.channel_name)
         if self.counted:
             await throttle.close_connection(self.user.pk, self.channel_name)
             await throttle.forget_connection_messages(self.channel_name)
@@ -89,6 +111,17 @@ class JobsConsumer(AsyncWebsocketConsumer):
     async def job_event(self, event: dict[str, Any]) -> None:
         """A job event from the channel layer, already serialised by the publisher."""
         await self.send(text_data=event["text"])
+
+    async def notice_broadcast(self, event: dict[str, Any]) -> None:
+        """A notice to a group this socket joined: the notice, then this user's notification of it."""
+        await self.send(text_data=event["text"])
+        await self._send_counted(inbox.created_for_notice, self.user.pk, event["notice_id"])
+
+    async def notification_created(self, event: dict[str, Any]) -> None:
+        await self._send_counted(inbox.created_frame, self.user.pk, event["notification"])
+
+    async def notification_unread(self, event: dict[str, Any]) -> None:
+        await self._send_counted(inbox.unread_frame, self.user.pk, event["read"], event["read_up_to"])
 
     async def auth_session_ended(self, event: dict[str, Any]) -> None:
         """The session this socket rode on was logged out (in any tab)."""
@@ -137,15 +170,48 @@ class JobsConsumer(AsyncWebsocketConsumer):
     async def _ping(self, message: Ping) -> None:
         await self.send(text_data='{"type":"pong"}')
 
+    async def _notification_list(self, message: NotificationList) -> None:
+        reply = await database_sync_to_async(inbox.page)(self.user, message.before, message.limit)
+        await self.send(text_data=protocol.dumps(reply))
+
+    async def _notification_read(self, message: NotificationRead) -> None:
+        # Answered by notification.unread, to every tab of the user.
+        await database_sync_to_async(inbox.mark_read)(self.user, message.id)
+
+    async def _notification_read_all(self, message: NotificationReadAll) -> None:
+        await database_sync_to_async(inbox.mark_all_read)(self.user)
+
     _handlers: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
         "job.submit": _submit,
         "job.cancel": _cancel,
         "job.retry": _retry,
         "ping": _ping,
+        "notification.list": _notification_list,
+        "notification.read": _notification_read,
+        "notification.read_all": _notification_read_all,
     }
+
+    async def _join_audience(self) -> None:
+        """Join the groups notices travel on: everyone, and each auth group the user is in now."""
+        group_ids = await database_sync_to_async(notices.group_ids)(self.user)
+        self.audience = (EVERYONE, *(auth_group(group_id) for group_id in group_ids))
+        for group in self.audience:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _send_counted(self, build: Callable[..., dict[str, Any] | None], *args: Any) -> None:
+        """Send a notification frame with the unread count read now, after every earlier commit."""
+        try:
+            frame = await database_sync_to_async(build)(*args)
+        except Exception:
+            # A lost count is corrected by the next event or hello; a crashed socket is not.
+            logger.exception("user %s: could not count unread notifications", self.user.pk)
+            return
+        if frame is not None:
+            await self.send(text_data=protocol.dumps(frame))
 
     async def _hello(self) -> str:
         jobs = await database_sync_to_async(_snapshot)(self.user)
+        extension = await database_sync_to_async(_notification_hello)(self.user)
         user = {"id": self.user.pk, "username": self.user.get_username()}
         hello = {
             "type": "hello",
@@ -153,6 +219,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
             "user": user,
             "jobs": jobs,
             "kinds": kinds.names(),
+            **extension,
         }
         return protocol.dumps(hello)
 
@@ -166,6 +233,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
             logger.warning("user %s: closing a connection that ignores rate limits", self.user.pk)
             await self.close(code=protocol.CLOSE_POLICY)
             return
+        metrics.rate_limited()
         await self._error("rate_limited", text, request_id, {"retry_after": retry_after})
 
     async def _recheck_credentials(self) -> None:
@@ -202,3 +270,9 @@ def _submit(user: User, message: Submit) -> dict[str, Any]:
 
 def _snapshot(user: User) -> list[dict[str, Any]]:
     return [protocol.job_payload(job) for job in services.snapshot(user, settings.JOBS_SNAPSHOT_FINISHED)]
+
+
+def _notification_hello(user: User) -> dict[str, Any]:
+    """The extension fields of hello (docs/protocol.md): unexpired notices and the unread count."""
+    active = [protocol.notice_payload(notice) for notice in notices.active_for(user)]
+    return {"notices": active, "unread": inbox.unread_count(user.pk)}

@@ -11,9 +11,10 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from core.validation import field_errors
+from notifications.models import Notice, Notification
 from tasks import kinds
 from tasks.models import Job
 
@@ -62,12 +63,36 @@ class Ping(_Message):
     type: Literal["ping"]
 
 
-ClientMessage = Submit | Cancel | Retry | Ping
+# Extensions (docs/protocol.md): the notification center of issue #9.
+NOTIFICATION_PAGE = 20
+NOTIFICATION_PAGE_MAX = 100
+NotificationId = Annotated[int, Field(gt=0, le=2**63 - 1)]
+
+
+class NotificationList(_Message):
+    type: Literal["notification.list"]
+    before: NotificationId | None = None  # the id of the oldest one the client holds: the next page
+    limit: Annotated[int, Field(ge=1, le=NOTIFICATION_PAGE_MAX)] = NOTIFICATION_PAGE
+
+
+class NotificationRead(_Message):
+    type: Literal["notification.read"]
+    id: NotificationId
+
+
+class NotificationReadAll(_Message):
+    type: Literal["notification.read_all"]
+
+
+ClientMessage = Submit | Cancel | Retry | Ping | NotificationList | NotificationRead | NotificationReadAll
 MESSAGES: dict[str, type[ClientMessage]] = {
     "job.submit": Submit,
     "job.cancel": Cancel,
     "job.retry": Retry,
     "ping": Ping,
+    "notification.list": NotificationList,
+    "notification.read": NotificationRead,
+    "notification.read_all": NotificationReadAll,
 }
 
 
@@ -139,6 +164,38 @@ def job_event(event: str, job: Job) -> str:
 
 def progress_event(job_id: str, seq: int, progress: dict[str, Any]) -> str:
     return dumps({"type": "job.progress", "job_id": job_id, "seq": seq, "progress": progress})
+
+
+def notice_payload(notice: Notice) -> dict[str, Any]:
+    """The Notice object of `hello.notices` and the `notice` event (extension)."""
+    return {
+        "id": notice.pk,
+        "level": notice.level,
+        "text": notice.text,
+        "created_at": timestamp(notice.created_at),
+        "expires_at": timestamp(notice.expires_at),
+    }
+
+
+def notice_event(notice: Notice) -> str:
+    return dumps({"type": "notice", "notice": notice_payload(notice)})
+
+
+def notification_payload(notification: Notification) -> dict[str, Any]:
+    """The Notification object (extension). `job` names the finished job (select_related("job") when listing)."""
+    job = None
+    if notification.job is not None:
+        job = {"id": str(notification.job.pk), "kind": notification.job.kind}
+    return {
+        "id": notification.pk,
+        "kind": notification.kind,
+        "level": notification.level,
+        "text": notification.text,
+        "job": job,
+        "notice_id": notification.notice_id,
+        "created_at": timestamp(notification.created_at),
+        "read": notification.read_at is not None,
+    }
 
 
 def error(code: str, message: str, request_id: str | None = None, details: dict[str, Any] | None = None) -> str:

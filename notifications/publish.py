@@ -35,8 +35,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from core import metrics
 from notifications import protocol
-from notifications.groups import user_group
+from notifications.groups import notice_group, user_group
+from notifications.models import Notice, Notification
 from tasks.models import Job
 
 logger = logging.getLogger(__name__)
@@ -154,6 +156,7 @@ class Publisher:
         timeout = settings.PUBLISH_TIMEOUT
         while True:
             group, message = await queue.get()
+            started = time.perf_counter()
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
                 # a cancellation that lands as the send completes, and the drain
@@ -161,6 +164,7 @@ class Publisher:
                 async with asyncio.timeout(timeout):
                     await layer.group_send(group, message)
                 self.sent += 1
+                metrics.event_published(time.perf_counter() - started)
             except Exception as exc:
                 self._drop(f"{type(exc).__name__}: {exc}")
             finally:
@@ -168,6 +172,7 @@ class Publisher:
 
     def _drop(self, reason: str) -> None:
         self.dropped += 1
+        metrics.event_dropped()
         # One line per minute at most: a Redis outage must not flood the logs.
         now = time.monotonic()
         if now - self._last_warning > 60:
@@ -229,6 +234,34 @@ def auth_event_on_commit(user_id: int, event: str, **fields: Any) -> None:
     """Tell the user's consumers that credentials changed (handled by JobsConsumer.auth_*)."""
     message = {"type": event, **fields}
     transaction.on_commit(lambda: publisher.send_message(user_group(user_id), message), robust=True)
+
+
+def notification_on_commit(notification: Notification) -> None:
+    """Tell the user's sockets of a new notification after the commit (JobsConsumer.notification_created).
+
+    A control message, not a finished frame: each socket adds the unread count it
+    reads when the message arrives, which is after every earlier commit, so the
+    last count a tab shows is the true one whatever order processes publish in.
+    """
+    message = {"type": "notification.created", "notification": protocol.notification_payload(notification)}
+    _send_message_on_commit(user_group(notification.user_id), message)
+
+
+def unread_on_commit(user_id: int, read: list[int], read_up_to: int | None = None) -> None:
+    """Tell the user's sockets that notifications were read (JobsConsumer.notification_unread)."""
+    message = {"type": "notification.unread", "read": read, "read_up_to": read_up_to}
+    _send_message_on_commit(user_group(user_id), message)
+
+
+def notice_on_commit(notice: Notice) -> None:
+    """Broadcast a notice to the sockets of everyone it addresses (JobsConsumer.notice_broadcast)."""
+    message = {"type": "notice.broadcast", "notice_id": notice.pk, "text": protocol.notice_event(notice)}
+    _send_message_on_commit(notice_group(notice.group_id), message)
+
+
+def _send_message_on_commit(group: str, message: Message) -> None:
+    send: Callable[[], None] = lambda: publisher.send_message(group, message)  # noqa: E731
+    transaction.on_commit(send, robust=True)
 
 
 def _send_on_commit(group: str, text: str) -> None:

@@ -2,10 +2,13 @@
 
 Exactly once, as far as SMTP allows it:
 
-1. Every (job, recipient) has one EmailDelivery row. Before its message goes
-   to the server, a run claims the recipient by writing the row as "sending"
-   in its own committed transaction: an INSERT, which the unique constraint
-   lets only one run win, or an UPDATE of a row refused in an earlier attempt.
+1. Every (job, recipient) has one EmailDelivery row. Over SMTP, a run sends
+   MAIL, RCPT, DATA and the message text, then claims the recipient by
+   writing the row as "sending" in its own committed transaction (an INSERT,
+   which the unique constraint lets only one run win, or an UPDATE of a row
+   refused in an earlier attempt), and only then sends the final dot that
+   makes the server deliver. A crash before the claim leaves no row and no
+   delivered message, so the next run sends it.
 2. Right after the server accepts the message the row becomes "sent"; when
    the server refuses it with an SMTP error reply (the message did not go
    out), the row becomes "failed" with that reply.
@@ -14,10 +17,11 @@ Exactly once, as far as SMTP allows it:
    "failed" row of its own attempt as it stands (a redelivered task does not
    retry what its attempt already tried).
 4. A run that finds a "sending" row cannot know whether the message left:
-   a worker died, or the connection broke, between steps 1 and 2. The service
-   promises never to send twice, so that recipient is reported failed with
-   an "unknown outcome" error and never sent again. This is the crash window:
-   at most one recipient per interrupted run, the one in flight.
+   a worker died, or the connection broke, between the claim and the
+   server's answer to the dot. The service promises never to send twice, so
+   that recipient is reported failed with an "unknown outcome" error and
+   never sent again. This is the crash window: one round trip, for at most
+   one recipient per interrupted run.
 5. Every message carries a Message-ID fixed by (job, recipient index), the
    same on every attempt, so a receiving server can spot a duplicate.
 
@@ -28,6 +32,7 @@ the recipients not yet tried keep no row, so a retry sends to them.
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +43,7 @@ from email.utils import parseaddr
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.message import sanitize_address
 from django.core.mail.utils import DNS_NAME
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -160,9 +166,6 @@ def _send_once(
     connection: BaseEmailBackend, job_id: str, attempt: int, index: int, address: str, letter: Letter
 ) -> Outcome:
     msgid = message_id(job_id, index)
-    if not _claim(job_id, attempt, address, msgid):
-        # Another run of this job (its task delivered twice at once) took the recipient first.
-        return _outcome_of(EmailDelivery.objects.get(job_id=job_id, recipient=address))
     message = EmailMessage(
         letter.subject,
         letter.body,
@@ -171,17 +174,87 @@ def _send_once(
         headers={"Message-ID": msgid},
         connection=connection,
     )
+    smtp = getattr(connection, "connection", None)
+    if isinstance(smtp, smtplib.SMTP):
+        return _send_over_smtp(smtp, connection, job_id, attempt, address, msgid, message)
+    # Other backends (files, console, memory) deliver in this process: claim, then send.
+    if not _claim(job_id, attempt, address, msgid):
+        return _outcome_of(EmailDelivery.objects.get(job_id=job_id, recipient=address))
+    connection.send_messages([message])
+    mark_sent(job_id, address)
+    return Outcome(address, sent=True)
+
+
+def _send_over_smtp(
+    smtp: smtplib.SMTP,
+    connection: BaseEmailBackend,
+    job_id: str,
+    attempt: int,
+    address: str,
+    msgid: str,
+    message: EmailMessage,
+) -> Outcome:
+    """Send over SMTP, claiming the recipient only just before the message's final dot.
+
+    A server delivers a message only once it has read the line with the lone
+    dot; a connection that drops before it makes the server discard the message.
+    So everything up to that line happens before the claim (a crash there
+    leaves no row, and the redelivered task simply sends again), and the crash
+    window that can lose or hide a message shrinks to the dot and its reply.
+    """
     try:
-        connection.send_messages([message])
+        _send_all_but_the_final_dot(smtp, message, address)
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
+        # Refused before any data was accepted: nothing went out.
+        if not _claim(job_id, attempt, address, msgid):
+            return _outcome_of(EmailDelivery.objects.get(job_id=job_id, recipient=address))
         return _refused(job_id, address, exc)
     except OSError as exc:
-        # The connection broke mid-message: whether the server took it is
-        # unknown, so the row stays "sending" and the recipient is never retried.
-        logger.warning("job %s: connection lost while sending to recipient %s", job_id, index, exc_info=True)
+        raise MailServerUnavailable(_describe_connection_error(exc)) from exc
+    if not _claim(job_id, attempt, address, msgid):
+        # Another run of this job (its task delivered twice at once) took the
+        # recipient first: drop the connection mid-message, so the server discards this copy.
+        connection.close()
+        connection.open()
+        return _outcome_of(EmailDelivery.objects.get(job_id=job_id, recipient=address))
+    try:
+        smtp.send(b".\r\n")
+        code, reply = smtp.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+    except smtplib.SMTPResponseException as exc:
+        return _refused(job_id, address, exc)
+    except OSError as exc:
+        # Whether the server took it is unknown: the row stays "sending" and
+        # the recipient is never retried.
+        logger.warning("job %s: connection lost waiting for the server's answer", job_id, exc_info=True)
         raise MailServerUnavailable(_describe_connection_error(exc)) from exc
     mark_sent(job_id, address)
     return Outcome(address, sent=True)
+
+
+def _send_all_but_the_final_dot(smtp: smtplib.SMTP, message: EmailMessage, address: str) -> None:
+    """MAIL, RCPT, DATA and the message text (as smtplib.SMTP.sendmail would), stopping before the dot."""
+    encoding = message.encoding or settings.DEFAULT_CHARSET
+    sender = sanitize_address(message.from_email, encoding)
+    recipient = sanitize_address(address, encoding)
+    smtp.ehlo_or_helo_if_needed()
+    code, reply = smtp.mail(sender)
+    if code != 250:
+        smtp.rset()
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    code, reply = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        smtp.rset()
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    code, reply = smtp.docmd("data")
+    if code != 354:
+        smtp.rset()
+        raise smtplib.SMTPDataError(code, reply)
+    # Django's SafeMIME classes take linesep, as its own SMTP backend uses them.
+    data = message.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
+    data = re.sub(rb"(?m)^\.", b"..", data)  # dot-stuffing (RFC 5321 4.5.2)
+    smtp.send(data if data.endswith(b"\r\n") else data + b"\r\n")
 
 
 def _refused(job_id: str, address: str, exc: smtplib.SMTPRecipientsRefused | smtplib.SMTPResponseException) -> Outcome:

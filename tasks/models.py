@@ -42,6 +42,11 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True, help_text="Task id of the current attempt.")
+    # Brokers do not count redeliveries, so the job does: claims of this attempt
+    # by a task, each after the previous holder died.
+    deliveries = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the process running it.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life while running.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -16,18 +16,14 @@ at most one report per JOBS_PROGRESS_INTERVAL (0.1 s by default):
 
 from __future__ import annotations
 
-import heapq
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
-
-from django.db import close_old_connections
 
 from tasks import services
 from tasks.errors import JobCancelled
+from tasks.timer import flush_timer
 
 logger = logging.getLogger(__name__)
 
@@ -90,45 +86,3 @@ class ProgressReporter:
         self._timer_armed = False
         if not self._closed:
             self.flush()
-
-
-class FlushTimer:
-    """One daemon thread per process that runs callbacks at monotonic deadlines."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._counter = 0
-        self._wakeup = threading.Condition()
-        self._pid = 0
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> None:
-        with self._wakeup:
-            if self._pid != os.getpid():  # first use, or first use after a fork
-                self._pid = os.getpid()
-                self._heap.clear()
-                threading.Thread(target=self._run, name="progress-flush", daemon=True).start()
-            self._counter += 1
-            heapq.heappush(self._heap, (when, self._counter, callback))
-            self._wakeup.notify()
-
-    def _run(self) -> None:
-        while True:
-            callback = self._next_due()
-            close_old_connections()
-            try:
-                callback()
-            except Exception:
-                logger.exception("trailing progress flush failed")
-            finally:
-                close_old_connections()
-
-    def _next_due(self) -> Callable[[], None]:
-        with self._wakeup:
-            while True:
-                now = time.monotonic()
-                if self._heap and self._heap[0][0] <= now:
-                    return heapq.heappop(self._heap)[2]
-                self._wakeup.wait(self._heap[0][0] - now if self._heap else None)
-
-
-flush_timer = FlushTimer()

@@ -7,9 +7,9 @@ import logging
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from tasks import kinds, services
+from tasks import kinds, liveness, services
 from tasks.errors import InvalidParams, JobCancelled, JobFailure
-from tasks.kinds.base import RunContext
+from tasks.kinds.base import Kind, RunContext
 from tasks.progress import ProgressReporter
 
 logger = logging.getLogger(__name__)
@@ -30,8 +30,19 @@ def run_job(job_id: str, task_id: str) -> None:
         services.fail(job_id, "invalid_params", f"The job's parameters are no longer valid ({problems}).")
         return
     reporter = ProgressReporter(job_id, settings.JOBS_PROGRESS_INTERVAL)
+    heartbeat = liveness.Heartbeat(job_id, job.worker)
+    heartbeat.start()
     try:
-        result = kind.run(RunContext(job_id, job.owner_id, job.attempt, params, reporter))
+        _run(kind, RunContext(job_id, job.owner_id, job.attempt, params, reporter), reporter)
+    finally:
+        heartbeat.stop()
+
+
+def _run(kind: Kind, context: RunContext, reporter: ProgressReporter) -> None:
+    """Run the kind and record how it ended."""
+    job_id = context.job_id
+    try:
+        result = kind.run(context)
     except JobCancelled:
         reporter.close()
         logger.info("job %s: stopped, it was cancelled", job_id)

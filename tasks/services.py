@@ -23,8 +23,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from celery_app import app as celery_app
-from notifications import publish
-from tasks import kinds
+from core import metrics
+from notifications import inbox, publish
+from tasks import kinds, liveness
 from tasks.errors import JobConflict, JobNotFound, RateLimited
 from tasks.models import FINISHED, UNFINISHED, Job, JobStatus, empty_progress
 
@@ -48,6 +49,7 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
         # Two sockets of one user raced with the same request_id: the first one won.
         return Job.objects.get(owner=owner, request_id=request_id), False
     logger.info("job %s submitted: kind=%s owner=%s", job.pk, kind, job.owner_id)
+    metrics.job_submitted(kind)
     return job, True
 
 
@@ -85,7 +87,9 @@ def retry(owner: User, job_id: str) -> Job:
         job.attempt += 1
         job.celery_task_id = _new_task_id()
         job.progress = empty_progress()
-        job.result = job.error = job.started_at = job.finished_at = None
+        job.result = job.error = job.started_at = job.finished_at = job.heartbeat_at = None
+        job.deliveries = 0
+        job.worker = ""
 
     job = _transition(job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change)
     if job is None:
@@ -100,20 +104,78 @@ def start(job_id: str, task_id: str) -> Job | None:
 
     Only the task of the current attempt may claim: a late message from an
     earlier attempt finds another task id. A running job may be claimed again
-    by the same task id, because that means its message was redelivered after
-    the worker running it died.
+    by the same task id only when the process that ran it is gone (its message
+    was redelivered after the worker died; see tasks.liveness). Each claim
+    counts as a delivery: a job whose process died JOBS_MAX_DELIVERIES times
+    is failed with `worker_lost` instead of being run again.
     """
-
-    def change(job: Job) -> None:
-        job.status = JobStatus.RUNNING
-        job.started_at = job.started_at or timezone.now()
+    me = liveness.this_worker()
 
     def claimable(job: Job) -> bool:
-        return job.celery_task_id == task_id
+        return job.celery_task_id == task_id and (
+            job.status == JobStatus.QUEUED or liveness.is_gone(job.worker, job.heartbeat_at)
+        )
+
+    if _fail_if_worker_lost(job_id, guard=claimable):
+        return None
+
+    def change(job: Job) -> None:
+        now = timezone.now()
+        job.status = JobStatus.RUNNING
+        job.started_at = job.started_at or now
+        job.deliveries += 1
+        job.worker = me
+        job.heartbeat_at = now
 
     return _transition(
         job_id, "job.started", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change, guard=claimable
     )
+
+
+def requeue_lost(job_id: str) -> Job | None:
+    """Put a running job whose process is gone back in the queue, as a new delivery (the reconciler).
+
+    It gets a new task id, so the old message, if the broker ever hands it out
+    again, finds nothing to run.
+    """
+
+    def lost(job: Job) -> bool:
+        return liveness.is_gone(job.worker, job.heartbeat_at)
+
+    if _fail_if_worker_lost(job_id, guard=lost):
+        return None
+
+    def change(job: Job) -> None:
+        job.status = JobStatus.QUEUED
+        job.celery_task_id = _new_task_id()
+        job.worker = ""
+        job.heartbeat_at = None
+
+    job = _transition(job_id, "job.queued", allowed=(JobStatus.RUNNING,), change=change, guard=lost)
+    if job is not None:
+        transaction.on_commit(lambda: _send_task(job), robust=True)
+        logger.warning("job %s: its worker is gone; queued again (delivery %s)", job.pk, job.deliveries + 1)
+    return job
+
+
+def _fail_if_worker_lost(job_id: str, guard: Callable[[Job], bool]) -> bool:
+    """Fail a running job whose process died on each of its JOBS_MAX_DELIVERIES deliveries."""
+
+    def exhausted(job: Job) -> bool:
+        return job.status == JobStatus.RUNNING and job.deliveries >= settings.JOBS_MAX_DELIVERIES and guard(job)
+
+    def change(job: Job) -> None:
+        job.status = JobStatus.FAILED
+        job.error = {
+            "code": "worker_lost",
+            "message": f"The job stopped its worker {job.deliveries} times, so it is not run again.",
+        }
+        job.finished_at = timezone.now()
+
+    job = _finish(job_id, "job.failed", allowed=(JobStatus.RUNNING,), change=change, guard=exhausted)
+    if job is not None:
+        logger.error("job %s: worker lost %s times; failed", job.pk, job.deliveries)
+    return job is not None
 
 
 def save_progress(job_id: str, progress: dict[str, Any]) -> bool:
@@ -136,7 +198,7 @@ def succeed(job_id: str, result: dict[str, Any], progress: dict[str, Any] | None
         job.progress = progress or job.progress
         job.finished_at = timezone.now()
 
-    job = _transition(job_id, "job.succeeded", allowed=(JobStatus.RUNNING,), change=change)
+    job = _finish(job_id, "job.succeeded", allowed=(JobStatus.RUNNING,), change=change)
     if job is not None:
         logger.info("job %s succeeded", job.pk)
     return job
@@ -151,7 +213,7 @@ def fail(job_id: str, code: str, message: str, progress: dict[str, Any] | None =
         job.progress = progress or job.progress
         job.finished_at = timezone.now()
 
-    job = _transition(job_id, "job.failed", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change)
+    job = _finish(job_id, "job.failed", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change)
     if job is not None:
         logger.info("job %s failed: %s", job.pk, code)
     return job
@@ -182,6 +244,7 @@ def _transition(
         job.seq += 1
         job.save()
         publish.job_event_on_commit(event, job)
+    metrics.job_changed(job)  # counts final states (and their durations) once committed
     return job
 
 
@@ -190,6 +253,22 @@ def _check_active_cap(owner: User) -> None:
     cap = settings.JOBS_MAX_ACTIVE_PER_USER
     if Job.objects.filter(owner=owner, status__in=UNFINISHED).count() >= cap:
         raise RateLimited(f"You already have {cap} jobs queued or running; wait for some to finish.", retry_after=10)
+
+
+def _finish(
+    job_id: str,
+    event: str,
+    *,
+    allowed: Collection[str],
+    change: Callable[[Job], None],
+    guard: Callable[[Job], bool] | None = None,
+) -> Job | None:
+    """A transition to a final state; the owner's notification commits with it (and is published after it)."""
+    with transaction.atomic():
+        job = _transition(job_id, event, allowed=allowed, change=change, guard=guard)
+        if job is not None:
+            inbox.job_finished(job)
+    return job
 
 
 def _get_owned(owner: User, job_id: str) -> Job:

@@ -7,6 +7,7 @@ start one server per session with `serving()`.
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import threading
 from collections.abc import Callable, Iterator
@@ -47,6 +48,9 @@ class RecordingHandler:
 
     def __init__(self) -> None:
         self.refusals: dict[str, str] = {}
+        # Seconds to wait after a message's data before answering 250: a slow
+        # server, so a test can kill a worker while it waits for the answer.
+        self.accept_delay = 0.0
         self.received: list[Received] = []
         self.refused: list[str] = []
         self._lock = threading.Lock()
@@ -68,6 +72,8 @@ class RecordingHandler:
         assert isinstance(message, EmailMessage)
         with self._lock:
             self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), message, session.peer))
+        if self.accept_delay:
+            await asyncio.sleep(self.accept_delay)
         return "250 Message accepted for delivery"
 
 

@@ -6,6 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import env
 
@@ -117,7 +121,16 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # After Redis restarts, pooled connections are dead: ping one that sat
+            # idle before using it, and retry a command once on a broken connection,
+            # so sockets and publishers carry on without a restart of Daphne.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "health_check_interval": 5,
+                    "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+                }
+            ],
             "prefix": env.get_str("CHANNELS_PREFIX", "asgi"),
             # What may queue for one socket before the layer drops new messages:
             # a stuck client cannot grow Redis without bound.
@@ -151,7 +164,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 JOBS_RECONCILE_SECONDS = env.get_float("JOBS_RECONCILE_SECONDS", 30.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "reconcile-jobs": {"task": "jobs.reconcile", "schedule": JOBS_RECONCILE_SECONDS},
+    "housekeeping": {"task": "jobs.housekeeping", "schedule": crontab(hour=3, minute=30)},  # daily, UTC
 }
+# Task modules autodiscovery does not find (it loads tasks.tasks only).
+CELERY_IMPORTS = ["tasks.periodic"]
 
 # --- Email --------------------------------------------------------------------
 # Locally, mail goes to files under var/mail (one file per connection, so one per job) so a
@@ -173,6 +189,19 @@ DEFAULT_FROM_EMAIL = env.get_str("DEFAULT_FROM_EMAIL", "jobs@localhost")
 JOBS_PROGRESS_INTERVAL = env.get_float("JOBS_PROGRESS_INTERVAL", 0.1, minimum=0.0, maximum=60.0)
 # How many finished jobs the hello snapshot carries beside the unfinished ones.
 JOBS_SNAPSHOT_FINISHED = env.get_int("JOBS_SNAPSHOT_FINISHED", 20, minimum=20, maximum=500)
+# Reliability (tasks/liveness.py, tasks/reconciler.py): a job whose process died
+# this many times is failed with worker_lost; a running job beats every
+# HEARTBEAT seconds and counts as dead after LEASE seconds without a beat (when
+# its host cannot be asked directly); a queued job with no task in the broker
+# for REQUEUE_AFTER seconds is sent again.
+JOBS_MAX_DELIVERIES = env.get_int("JOBS_MAX_DELIVERIES", 3, minimum=1)
+JOBS_HEARTBEAT_SECONDS = env.get_float("JOBS_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
+JOBS_LEASE_SECONDS = env.get_float("JOBS_LEASE_SECONDS", 3 * JOBS_HEARTBEAT_SECONDS, minimum=0.3)
+JOBS_REQUEUE_AFTER_SECONDS = env.get_float("JOBS_REQUEUE_AFTER_SECONDS", 30.0, minimum=0.1)
+if JOBS_LEASE_SECONDS <= JOBS_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("JOBS_LEASE_SECONDS must be longer than JOBS_HEARTBEAT_SECONDS.")
+# Kinds that exist only for tests (test.crash kills its own worker process).
+JOBS_TEST_KINDS = env.get_bool("JOBS_TEST_KINDS", False)
 # Seconds the publisher waits on Redis before dropping an event (the DB keeps the state).
 PUBLISH_TIMEOUT = env.get_float("PUBLISH_TIMEOUT", 2.0, minimum=0.05)
 
@@ -198,12 +227,30 @@ UPLOAD_MAX_BYTES = env.get_int("UPLOAD_MAX_BYTES", 100 * 1024 * 1024, minimum=1)
 
 FLOWER_URL = env.get_str("FLOWER_URL", "")
 
+# --- Operations (docs/operations.md) --------------------------------------------
+# Finished jobs, and uploads no unfinished job names, are deleted after this many days (tasks/housekeeping.py).
+JOBS_RETENTION_DAYS = env.get_int("JOBS_RETENTION_DAYS", 30, minimum=1)
+# /healthz: the timeout of each check, and how long a worker ping's answer is reused.
+HEALTH_CHECK_TIMEOUT = env.get_float("HEALTH_CHECK_TIMEOUT", 1.0, minimum=0.1, maximum=10.0)
+HEALTH_WORKERS_CACHE_SECONDS = env.get_int("HEALTH_WORKERS_CACHE_SECONDS", 15, minimum=1)
+# /metrics answers `Authorization: Bearer <METRICS_TOKEN>` (Prometheus) or a staff session; empty: staff only.
+METRICS_TOKEN = env.get_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`).")
+
 LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO").upper()
+# plain: one readable line per record; json: one JSON object per line (core/logging.py).
+LOG_FORMAT = env.get_str("LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not one of plain, json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "core.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }

@@ -42,3 +42,5 @@ SILENCED_SYSTEM_CHECKS = [
     *(["security.W021"] if not SECURE_HSTS_PRELOAD else []),
     *(["security.W008"] if not SECURE_SSL_REDIRECT else []),
 ]
+# Load balancers poll /healthz over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]

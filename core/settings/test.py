@@ -21,6 +21,7 @@ STORAGES = {
 # In memory unless a test points the processes it starts at a real SMTP server.
 if env.get_str("EMAIL_URL", "") == "":
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+JOBS_TEST_KINDS = env.get_bool("JOBS_TEST_KINDS", True)
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 

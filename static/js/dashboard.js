@@ -4,6 +4,7 @@ import { announce, h, setText } from "./dom.js";
 import { CountdownForm, EmailForm, FileForm, uploadFile } from "./forms.js";
 import { kindName } from "./format.js";
 import { JobList } from "./joblist.js";
+import { NotificationCenter } from "./notifications.js";
 import { JobSocket, socketUrl } from "./socket.js";
 import { JobStore } from "./store.js";
 
@@ -25,6 +26,8 @@ const jobList = new JobList(document.getElementById("job-list"), {
   onChange: showCounts,
 });
 store.subscribe((changed, removed) => jobList.render(store, changed, removed));
+// Notices, the bell and browser notifications (the protocol's extension messages).
+const notifications = new NotificationCenter((message) => socket.send(message));
 
 const forms = [
   new CountdownForm(document.getElementById("form-countdown"), submit),
@@ -52,6 +55,7 @@ socket.addEventListener("message", (event) => onMessage(event.detail));
 socket.addEventListener("state", (event) => showConnection(event.detail.state));
 
 function onMessage(message) {
+  if (notifications.handle(message)) return;
   switch (message.type) {
     case "hello":
       onHello(message);
@@ -75,6 +79,7 @@ function onMessage(message) {
 function onHello(hello) {
   helloSeen = true;
   store.applySnapshot(hello.jobs || []);
+  notifications.onHello(hello);
   const kinds = new Set(hello.kinds || []);
   for (const form of forms) form.setAvailable(kinds.has(form.kind));
   document.getElementById("no-kinds").hidden = forms.some((form) => kinds.has(form.kind));
@@ -122,6 +127,7 @@ function showConnection(state) {
   setText(indicator.querySelector(".conn-text"), CONNECTION_TEXT[state] || state);
   indicator.querySelector(".conn-retry").hidden = state !== "reconnecting";
   for (const form of forms) form.setConnected(state === "live");
+  notifications.setConnected(state === "live");
   if (state === "logged-out") {
     const link = h("a", { text: "Log in again", attrs: { href: root.dataset.loginUrl || "/accounts/login/" } });
     showNotice(["You are logged out. ", link, " to see your jobs."], "warning");

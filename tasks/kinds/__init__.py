@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
 from core.validation import field_errors
 from tasks.errors import InvalidParams, UnknownKind
-from tasks.kinds import countdown, email_send, file_process
+from tasks.kinds import countdown, crash, email_send, file_process
 from tasks.kinds.base import Kind
 
-_KINDS: dict[str, Kind] = {kind.name: kind for kind in (countdown.KIND, email_send.KIND, file_process.KIND)}
+_TEST_KINDS = (crash.KIND,) if settings.JOBS_TEST_KINDS else ()
+_KINDS: dict[str, Kind] = {
+    kind.name: kind for kind in (countdown.KIND, email_send.KIND, file_process.KIND, *_TEST_KINDS)
+}
 
 
 def names() -> list[str]:

@@ -79,6 +79,7 @@ def live_stack(
         "EMAIL_URL": smtp_server.url,
         "VAR_DIR": str(tmp_path_factory.mktemp("var")),
         "PYTHONUNBUFFERED": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),  # /metrics sums every process
     }
     port = stack.free_port()
     processes: list[subprocess.Popen[bytes]] = []

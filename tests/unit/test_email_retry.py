@@ -69,15 +69,16 @@ def test_a_retry_never_resends_a_message_whose_outcome_is_unknown(
 ) -> None:
     job = submitted(user, ["ada@example.com", "bob@example.com"])
 
-    real_sendmail = smtplib.SMTP.sendmail
+    real_send = smtplib.SMTP.send
 
-    def send_then_lose_the_reply(self: smtplib.SMTP, *args: Any, **kwargs: Any) -> Any:
-        real_sendmail(self, *args, **kwargs)
-        raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+    def send_then_lose_the_reply(self: smtplib.SMTP, data: Any) -> Any:
+        real_send(self, data)
+        if data == b".\r\n":  # the line that makes the server deliver
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
 
     # The server takes ada's message, then the connection breaks before its reply arrives.
     with monkeypatch.context() as patch:
-        patch.setattr(smtplib.SMTP, "sendmail", send_then_lose_the_reply)
+        patch.setattr(smtplib.SMTP, "send", send_then_lose_the_reply)
         job = run(job)
     assert job.error is not None and job.error["code"] == "smtp_unavailable"
     assert "it closed the connection" in job.error["message"]

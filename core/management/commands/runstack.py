@@ -1,7 +1,8 @@
 """`manage.py runstack`: the whole service on one machine, for development.
 
 Starts Redis when nothing answers at REDIS_URL, applies migrations, makes a
-local admin login, then runs Daphne, a Celery worker and Flower until Ctrl-C.
+local admin login, then runs Daphne, a Celery worker, Celery beat and Flower
+until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from celery_app import app as celery_app
-from core import stack
+from core import metrics, stack
 
 ADMIN_USERNAME = "admin"
 
 
 class Command(BaseCommand):
-    help = "Run Redis (if needed), Daphne, a Celery worker and Flower together, for local development."
+    help = "Run Redis (if needed), Daphne, a Celery worker, Celery beat and Flower together, for local development."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Address Daphne binds to.")
@@ -49,6 +50,7 @@ class Command(BaseCommand):
     def _start(self, processes: list[subprocess.Popen[bytes]], options: dict[str, Any]) -> None:
         var_dir: Path = settings.VAR_DIR
         var_dir.mkdir(parents=True, exist_ok=True)
+        os.environ[metrics.MULTIPROC_ENV] = str(metrics.fresh_multiproc_dir(var_dir / "prometheus"))  # for children
         if not stack.redis_answers(settings.REDIS_URL):
             self.stdout.write(f"Nothing answers at {settings.REDIS_URL}: starting a local redis-server.")
             processes.append(stack.start_redis(settings.REDIS_URL, var_dir / "redis"))
@@ -67,6 +69,8 @@ class Command(BaseCommand):
         stack.wait_until(
             lambda: bool(celery_app.control.ping(timeout=0.5)), "Celery worker", timeout=60, process=worker
         )
+        # The periodic reconciler (and housekeeping): one beat for the whole deployment.
+        processes.append(subprocess.Popen(stack.beat_command(var_dir / "celerybeat-schedule")))
         self._banner(host, port, flower_port, password, flower_auth)
 
     def _local_admin(self, password_file: Path) -> str:

@@ -1,0 +1,279 @@
+"""The command line: argparse, configuration, and one coroutine per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jobsctl import display as show
+from jobsctl import jobs, upload
+from jobsctl.display import Display
+from jobsctl.errors import EXIT_INTERRUPTED, EXIT_SUCCEEDED, CliError
+from jobsctl.jobs import Interrupts, Tracker
+from jobsctl.local import temporary_token
+from jobsctl.session import Config, Session
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+OPERATIONS = ("checksum", "csv.summary", "text.stats")
+JOB_ID_HELP = "a job id, or enough of its first characters to tell it from your other recent jobs"
+EPILOG = """\
+exit codes: 0 succeeded, 1 failed, 2 usage, connection or authentication error
+or a request the server refused (the error code is printed), 3 cancelled,
+130 interrupted without cancelling.
+
+environment: JOBS_URL (default http://127.0.0.1:8000), JOBS_TOKEN."""
+
+Command = Callable[[argparse.Namespace, Session, Display, Interrupts], Awaitable[int]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        base = base_url(getattr(args, "url", None) or os.environ.get("JOBS_URL") or DEFAULT_URL)
+        uploaded_file = Path(args.file) if args.command == "process" else None
+        with credentials(args) as token:
+            config = Config(base, token)
+            if uploaded_file is not None:
+                args.upload = upload.upload(config.url, config.token, uploaded_file)
+                Display().note(f"uploaded {args.upload['name']} ({args.upload['size']} bytes) as {args.upload['id']}")
+            return asyncio.run(run(args, config))
+    except CliError as exc:
+        lines = exc.lines()
+        print("jobsctl: error: " + "\n".join(lines), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("jobsctl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The common options are accepted before or after the subcommand; SUPPRESS
+    # keeps a subcommand's unset copy from overwriting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help=f"the service (env JOBS_URL; default {DEFAULT_URL})")
+    common.add_argument("--token", default=argparse.SUPPRESS, help="an API token (env JOBS_TOKEN)")
+    common.add_argument(
+        "--user", default=argparse.SUPPRESS, help="inside the project: use a temporary token of this local user"
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    parser = argparse.ArgumentParser(
+        prog="jobsctl",
+        description="Submit and follow jobs of the job service.",
+        parents=[common],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _submit_parsers(sub, common)
+    sub.add_parser("list", parents=[common], help="your unfinished and recent jobs")
+    for name, text in (("show", "one job"), ("cancel", "cancel a queued or running job")):
+        sub.add_parser(name, parents=[common], help=text).add_argument("job_id", help=JOB_ID_HELP)
+    retry = sub.add_parser("retry", parents=[common], help="run a failed or cancelled job again")
+    retry.add_argument("job_id", help=JOB_ID_HELP)
+    retry.add_argument("--follow", action="store_true", help="follow the new attempt until it finishes")
+    return parser
+
+
+def _submit_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    submit = sub.add_parser("submit", parents=[common], help="submit a job of any kind and follow it")
+    submit.add_argument("kind", help="e.g. demo.countdown, email.send, file.process")
+    submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a JSON value, else text")
+    submit.add_argument("--params-json", metavar="JSON", help="all params as one JSON object (--param overrides)")
+    submit.add_argument("--request-id", help="idempotency key (default: random); the same one returns the same job")
+    email = sub.add_parser("email", parents=[common], help="send an email to a list of recipients (email.send)")
+    email.add_argument("--to", action="append", required=True, help="a recipient; repeat for more")
+    email.add_argument("--subject", required=True)
+    body = email.add_mutually_exclusive_group(required=True)
+    body.add_argument("--body")
+    body.add_argument("--body-file", help="a UTF-8 text file, or - for stdin")
+    process = sub.add_parser("process", parents=[common], help="upload a file, then process it (file.process)")
+    process.add_argument("file")
+    process.add_argument("--operation", choices=OPERATIONS, default="checksum")
+    for parser in (submit, email, process):
+        parser.add_argument("--no-follow", action="store_true", help="print the job id and return at once")
+
+
+def base_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CliError(f"The service URL must be http:// or https://host[:port], not {text!r}.", "usage")
+    return text.rstrip("/")
+
+
+@contextlib.contextmanager
+def credentials(args: argparse.Namespace) -> Iterator[str]:
+    token = getattr(args, "token", None) or os.environ.get("JOBS_TOKEN")
+    if getattr(args, "user", None):
+        with temporary_token(args.user) as temporary:
+            yield temporary
+    elif token:
+        yield token
+    else:
+        raise CliError("No API token: pass --token, set JOBS_TOKEN, or (inside the project) --user NAME.", "usage")
+
+
+async def run(args: argparse.Namespace, config: Config) -> int:
+    display = Display()
+    session = Session(config, notify=display.note)
+    interrupts = Interrupts(session, display)
+    uninstall = _on_sigint(interrupts.fire)
+    try:
+        await session.start()
+        return await COMMANDS[args.command](args, session, display, interrupts)
+    finally:
+        uninstall()
+        display.close()
+        await session.close()
+
+
+def _on_sigint(callback: Callable[[], None]) -> Callable[[], None]:
+    """Ctrl-C becomes a message to the command; where the loop cannot do that (Windows) it stays KeyboardInterrupt."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, callback)
+    except (NotImplementedError, RuntimeError):
+        return lambda: None
+
+    def uninstall() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+
+    return uninstall
+
+
+async def _submit(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    params = parse_params(args.param, args.params_json)
+    return await _submit_and_follow(args, session, display, interrupts, args.kind, params)
+
+
+async def _email(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    params = {"to": args.to, "subject": args.subject, "body": _body(args)}
+    return await _submit_and_follow(args, session, display, interrupts, "email.send", params)
+
+
+async def _process(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    params = {"upload_id": args.upload["id"], "operation": args.operation}
+    return await _submit_and_follow(args, session, display, interrupts, "file.process", params)
+
+
+async def _submit_and_follow(
+    args: argparse.Namespace,
+    session: Session,
+    display: Display,
+    interrupts: Interrupts,
+    kind: str,
+    params: dict[str, Any],
+) -> int:
+    request_id = getattr(args, "request_id", None) or uuid.uuid4().hex
+    tracker = await jobs.submit(session, kind, params, request_id)
+    if args.no_follow:
+        display.note(f"job {tracker.id} accepted ({kind})")
+        _print_job_or_id(args, tracker.job)
+        return EXIT_SUCCEEDED
+    return await _follow(args, session, display, interrupts, tracker)
+
+
+async def _follow(
+    args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts, tracker: Tracker
+) -> int:
+    code = await jobs.follow(session, tracker, display, interrupts)
+    show.print_outcome(display, tracker.job, _as_json(args))
+    return code
+
+
+async def _list(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    if _as_json(args):
+        show.print_json(session.hello["jobs"])
+    else:
+        show.print_jobs(session.hello["jobs"])
+    return EXIT_SUCCEEDED
+
+
+async def _show(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    job = jobs.find(session.hello, jobs.resolve(session.hello, args.job_id))
+    if job is None:
+        raise CliError("No such job among your unfinished and recent ones.", "not_found")
+    if _as_json(args):
+        show.print_json(job)
+    else:
+        show.print_job(job)
+    return EXIT_SUCCEEDED
+
+
+async def _cancel(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    job = await jobs.cancel(session, jobs.resolve(session.hello, args.job_id))
+    display.note(f"job {job['id']} cancelled")
+    _print_job_or_id(args, job)
+    return EXIT_SUCCEEDED
+
+
+async def _retry(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    tracker = await jobs.retry(session, jobs.resolve(session.hello, args.job_id))
+    display.note(f"job {tracker.id} queued again (attempt {tracker.job['attempt']})")
+    if args.follow:
+        return await _follow(args, session, display, interrupts, tracker)
+    _print_job_or_id(args, tracker.job)
+    return EXIT_SUCCEEDED
+
+
+COMMANDS: dict[str, Command] = {
+    "submit": _submit,
+    "email": _email,
+    "process": _process,
+    "list": _list,
+    "show": _show,
+    "cancel": _cancel,
+    "retry": _retry,
+}
+
+
+def parse_params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
+    """--params-json, then each --param KEY=VALUE over it; a VALUE that parses as JSON is that (5, true, [..])."""
+    params: dict[str, Any] = {}
+    if params_json is not None:
+        try:
+            params = json.loads(params_json)
+        except ValueError as exc:
+            raise CliError(f"--params-json is not JSON: {exc}", "usage") from None
+        if not isinstance(params, dict):
+            raise CliError("--params-json must be a JSON object.", "usage")
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--param {pair!r} is not KEY=VALUE.", "usage")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _body(args: argparse.Namespace) -> str:
+    if args.body is not None:
+        return str(args.body)
+    if args.body_file == "-":
+        return sys.stdin.read()
+    try:
+        return Path(args.body_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"Cannot read --body-file: {exc}", "usage") from None
+
+
+def _as_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _print_job_or_id(args: argparse.Namespace, job: dict[str, Any]) -> None:
+    if _as_json(args):
+        show.print_json(job)
+    else:
+        print(job["id"])

@@ -1,0 +1,145 @@
+"""What a person sees: status lines and a progress bar on stderr, results on stdout.
+
+stdout carries only the answer (a result, a list, a job; JSON with --json), so
+`jobsctl ... > out.json` captures just that. Everything about the journey goes
+to stderr: a tqdm bar on a terminal, or a line per status change (and a
+progress line every few seconds) when stderr is a file or a pipe.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+# tqdm ships no type hints (types-tqdm is not installed); the bar is all we use of it.
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+Job = dict[str, Any]
+PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines when there is no terminal
+BAR_SHAPE = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]"
+COUNT_SHAPE = "{desc}{n_fmt} [{elapsed}]"  # the total is unknown
+
+
+class Display:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() and _has_width(self.stream)
+        self._bar: Any = None
+        self._status: str | None = None
+        self._last_line = 0.0
+
+    def note(self, text: str) -> None:
+        """A line on stderr, kept clear of the bar."""
+        if self._bar is not None:
+            self._bar.clear()
+        print(text, file=self.stream, flush=True)
+        if self._bar is not None:
+            self._bar.refresh()
+
+    def prompt(self, question: str) -> None:
+        if self._bar is not None:
+            self._bar.clear()
+        print(question, end="", file=self.stream, flush=True)
+
+    def update(self, job: Job) -> None:
+        if job["status"] != self._status:
+            self._status = job["status"]
+            if job["status"] in ("queued", "running"):
+                self.note(f"job {job['id']} {job['status']}")
+        if job["status"] == "running":
+            self._progress(job.get("progress") or {})
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _progress(self, progress: dict[str, Any]) -> None:
+        current, total = progress.get("current") or 0, progress.get("total")
+        label = progress.get("message") or progress.get("stage") or ""
+        if not self.tty:
+            now = time.monotonic()
+            if now - self._last_line >= PLAIN_PROGRESS_EVERY:
+                self._last_line = now
+                self.note(f"  {current}/{total if total is not None else '?'} {label}".rstrip())
+            return
+        if self._bar is None:
+            self._bar = self._new_bar(total, current)
+        self._bar.total = total
+        self._bar.n = current
+        self._bar.set_description(label[:40], refresh=False)  # "label: " before the bar
+        self._bar.refresh()
+
+    def _new_bar(self, total: int | None, current: int) -> Any:
+        # The job sets the position itself, so a rate would mean nothing; big counts (bytes) read better scaled.
+        shape = BAR_SHAPE if total else COUNT_SHAPE
+        scale = max(total or 0, current) >= 100_000
+        return tqdm(total=total, file=self.stream, dynamic_ncols=True, leave=False, bar_format=shape, unit_scale=scale)
+
+
+def _has_width(stream: TextIO) -> bool:
+    """A terminal of zero columns (a pty nobody sized) would show no bar at all: plain lines instead."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return True  # not a real file (tests): trust isatty()
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False), flush=True)
+
+
+def print_outcome(display: Display, job: Job, as_json: bool) -> None:
+    """The final word on a followed job: the result on stdout, the status on stderr."""
+    display.close()
+    if as_json:
+        print_json(job)
+    if job["status"] == "succeeded":
+        display.note(f"job {job['id']} succeeded")
+        if not as_json:
+            print_json(job["result"])
+    elif job["status"] == "failed":
+        error = job.get("error") or {}
+        display.note(f"job {job['id']} failed: {error.get('code')}: {error.get('message')}")
+    else:
+        display.note(f"job {job['id']} {job['status']}")
+
+
+def print_jobs(jobs: list[Job]) -> None:
+    print(f"{'ID':<36}  {'KIND':<16}  {'STATUS':<9}  {'PROGRESS':>8}  CREATED")
+    for job in jobs:
+        print(f"{job['id']:<36}  {job['kind']:<16}  {job['status']:<9}  {_percent(job):>8}  {_time(job['created_at'])}")
+
+
+def print_job(job: Job) -> None:
+    for key in ("id", "kind", "status", "attempt", "seq"):
+        print(f"{key + ':':<10} {job.get(key)}")
+    for key in ("created_at", "started_at", "finished_at"):
+        print(f"{key.removesuffix('_at') + ':':<10} {_time(job.get(key))}")
+    print(f"{'progress:':<10} {_percent(job)} {_progress_text(job)}".rstrip())
+    for key in ("params", "result", "error"):
+        if job.get(key) is not None:
+            print(f"{key + ':':<10} {json.dumps(job[key], ensure_ascii=False)}")
+
+
+def _percent(job: Job) -> str:
+    percent = (job.get("progress") or {}).get("percent")
+    if job["status"] == "succeeded":
+        return "100%"
+    return f"{percent:.0f}%" if isinstance(percent, int | float) else "-"
+
+
+def _progress_text(job: Job) -> str:
+    progress = job.get("progress") or {}
+    total = progress.get("total")
+    counted = f"{progress.get('current', 0)}/{total}" if total is not None else str(progress.get("current", 0))
+    return f"({counted}) {progress.get('message') or progress.get('stage') or ''}".rstrip()
+
+
+def _time(value: str | None) -> str:
+    # "2026-11-25T10:00:00.123Z" reads better as "2026-11-25 10:00:00Z".
+    return value.replace("T", " ").split(".")[0].removesuffix("Z") + "Z" if value else "-"

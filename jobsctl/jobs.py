@@ -1,0 +1,211 @@
+"""The protocol conversations: submit, follow, cancel, retry; and merging job states by `seq`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import uuid
+from typing import Any
+
+from jobsctl.display import Display
+from jobsctl.errors import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_SUCCEEDED,
+    CliError,
+    Interrupted,
+    server_error,
+)
+from jobsctl.session import INTERRUPT, RESYNC, Message, Session
+
+Job = dict[str, Any]
+FULL_EVENTS = frozenset({"job.queued", "job.started", "job.succeeded", "job.failed", "job.cancelled"})
+EXIT_BY_STATUS = {"succeeded": EXIT_SUCCEEDED, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+
+
+class Tracker:
+    """One job's latest known state. Events and snapshots apply only with a higher `seq` (protocol: merge by seq)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    @property
+    def id(self) -> str:
+        return str(self.job["id"])
+
+    @property
+    def finished(self) -> bool:
+        return self.job["status"] in EXIT_BY_STATUS
+
+    def apply(self, message: Message) -> bool:
+        """Apply an event if it is this job's and newer; True when the state changed."""
+        if message["type"] == "job.progress" and message.get("job_id") == self.id:
+            return self._merge(int(message["seq"]), {**self.job, "progress": message["progress"]})
+        job = message.get("job")
+        if message["type"] in FULL_EVENTS and isinstance(job, dict) and job.get("id") == self.id:
+            return self._merge(int(job["seq"]), job)
+        return False
+
+    def apply_snapshot(self, hello: Message) -> bool:
+        job = find(hello, self.id)
+        if job is None:
+            raise CliError(f"Job {self.id} is no longer in the server's snapshot.", "not_found")
+        return self._merge(int(job["seq"]), job)
+
+    def _merge(self, seq: int, job: Job) -> bool:
+        if seq <= int(self.job["seq"]):
+            return False
+        self.job = {**job, "seq": seq}
+        return True
+
+
+class Interrupts:
+    """Ctrl-C: answers a pending question with "no", else tells the session (and so the command)."""
+
+    def __init__(self, session: Session, display: Display) -> None:
+        self.session = session
+        self.display = display
+        self._answer: asyncio.Future[bool] | None = None
+
+    def fire(self) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(False)  # a second Ctrl-C at the question: leave
+        else:
+            self.session.interrupt()
+
+    async def ask(self, question: str) -> bool:
+        """Ask on stderr, read a line from stdin in a daemon thread (one blocked in read() must not hold up exit)."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
+        self._answer = answer
+
+        def read() -> None:
+            line = sys.stdin.readline()
+            loop.call_soon_threadsafe(_settle, answer, line.strip().lower() in ("y", "yes"))
+
+        self.display.prompt(question)
+        threading.Thread(target=read, name="jobsctl-prompt", daemon=True).start()
+        try:
+            return await answer
+        finally:
+            self._answer = None
+
+
+def _settle(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def find(hello: Message, job_id: str) -> Job | None:
+    return next((job for job in hello.get("jobs", []) if job.get("id") == job_id), None)
+
+
+def resolve(hello: Message, text: str) -> str:
+    """A full job id, or the one job of the snapshot whose id starts with `text` (ids are long to type)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        pass
+    matches = [job["id"] for job in hello.get("jobs", []) if str(job.get("id", "")).startswith(text.lower())]
+    if len(matches) == 1:
+        return str(matches[0])
+    if matches:
+        raise CliError(f"{len(matches)} of your recent jobs start with {text!r}; give more of the id.", "ambiguous")
+    raise CliError(f"None of your recent jobs has an id starting with {text!r}.", "not_found")
+
+
+async def submit(session: Session, kind: str, params: dict[str, Any], request_id: str) -> Tracker:
+    """job.submit until job.accepted; resent after a reconnect (the request_id makes that safe)."""
+    request = {"type": "job.submit", "request_id": request_id, "kind": kind, "params": params}
+    await session.send(request)
+    early: list[Message] = []  # the job's events can overtake job.accepted
+    while True:
+        message = await session.next()
+        if message["type"] == "job.accepted" and message.get("request_id") == request_id:
+            tracker = Tracker(message["job"])
+            for event in early:
+                tracker.apply(event)
+            return tracker
+        if message["type"] == "error" and message.get("request_id") == request_id:
+            raise server_error(message)
+        if message["type"] == RESYNC:
+            await session.send(request)
+        elif message["type"] == INTERRUPT:
+            raise Interrupted(f"Interrupted before the server answered; `jobsctl list` shows whether {kind} started.")
+        else:
+            early.append(message)
+
+
+async def follow(session: Session, tracker: Tracker, display: Display, interrupts: Interrupts) -> int:
+    """Show the job's progress until it finishes; the exit code of its final status."""
+    display.update(tracker.job)
+    cancelling = False
+    while not tracker.finished:
+        message = await session.next()
+        if message["type"] == INTERRUPT:
+            cancelling = await _interrupted(session, tracker, interrupts) or cancelling
+            continue
+        if message["type"] == RESYNC:
+            changed = tracker.apply_snapshot(message["hello"])
+            if cancelling and not tracker.finished:  # the cancel may have been lost with the connection
+                await session.send({"type": "job.cancel", "job_id": tracker.id})
+        elif message["type"] == "error" and message.get("request_id") is None:
+            # Our job.cancel lost a race with the job's end (conflict): its final event follows.
+            display.note(f"could not cancel: {message.get('code')}: {message.get('message')}")
+            continue
+        else:
+            changed = tracker.apply(message)
+        if changed:
+            display.update(tracker.job)
+    return EXIT_BY_STATUS[tracker.job["status"]]
+
+
+async def _interrupted(session: Session, tracker: Tracker, interrupts: Interrupts) -> bool:
+    """Ask whether to cancel; True once a job.cancel is sent, Interrupted (exit 130) when the answer is no."""
+    if not await interrupts.ask(f"\nCancel job {tracker.id}? [y/N] "):
+        raise Interrupted(f"Stopped following job {tracker.id}; it goes on. `jobsctl show {tracker.id}` tells how.")
+    interrupts.display.note(f"cancelling job {tracker.id}")
+    await session.send({"type": "job.cancel", "job_id": tracker.id})
+    return True
+
+
+async def cancel(session: Session, job_id: str) -> Job:
+    """job.cancel until the job's job.cancelled event (or an error)."""
+    await session.send({"type": "job.cancel", "job_id": job_id})
+    while True:
+        message = await session.next()
+        job = message.get("job")
+        if message["type"] == "job.cancelled" and isinstance(job, dict) and job.get("id") == job_id:
+            return job
+        if message["type"] == "error" and message.get("request_id") is None:
+            raise server_error(message)
+        if message["type"] == INTERRUPT:
+            raise Interrupted("Interrupted; the cancel may or may not have reached the server.")
+        if message["type"] == RESYNC:
+            known = find(message["hello"], job_id)
+            if known is not None and known["status"] == "cancelled":
+                return known
+            await session.send({"type": "job.cancel", "job_id": job_id})
+
+
+async def retry(session: Session, job_id: str) -> Tracker:
+    """job.retry until the job is queued again as a new attempt."""
+    before = find(session.hello, job_id)
+    attempt = int(before["attempt"]) if before is not None else 0
+    await session.send({"type": "job.retry", "job_id": job_id})
+    while True:
+        message = await session.next()
+        job = message.get("job")
+        if message["type"] == "job.queued" and isinstance(job, dict) and job.get("id") == job_id:
+            if int(job["attempt"]) > attempt:
+                return Tracker(job)
+        elif message["type"] == "error" and message.get("request_id") is None:
+            raise server_error(message)
+        elif message["type"] == INTERRUPT:
+            raise Interrupted("Interrupted; the retry may or may not have reached the server.")
+        elif message["type"] == RESYNC:
+            known = find(message["hello"], job_id)
+            if known is not None and int(known["attempt"]) > attempt:
+                return Tracker(known)
+            await session.send({"type": "job.retry", "job_id": job_id})

@@ -1,0 +1,123 @@
+"""Each user's notifications: created when a job of theirs finishes or a notice addresses them,
+listed and marked read over the socket.
+
+tasks.services calls `job_finished` inside a job's terminal transition, so the
+notification exists exactly when the job's final state does; the event goes out
+after the commit (notifications.publish). Nothing here imports tasks.services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from notifications import protocol, publish
+from notifications.models import NOTICE_MAX_CHARS, Level, Notice, Notification, NotificationKind
+from tasks.errors import ServiceError
+from tasks.models import Job, JobStatus
+
+FANOUT_BATCH = 1000
+
+
+class NotificationNotFound(ServiceError):
+    code = "not_found"
+
+    def __init__(self) -> None:
+        # The same words whether the notification is missing or someone else's.
+        super().__init__("No such notification.")
+
+
+def job_finished(job: Job) -> Notification:
+    """Store the owner's notification of a job's terminal state; called inside the transition's transaction."""
+    failed = job.status == JobStatus.FAILED
+    notification = Notification.objects.create(
+        user_id=job.owner_id,
+        kind=NotificationKind.JOB_FAILED if failed else NotificationKind.JOB_SUCCEEDED,
+        level=Level.WARNING if failed else Level.INFO,
+        text=_job_text(job, failed),
+        job=job,
+    )
+    publish.notification_on_commit(notification)
+    return notification
+
+
+def notice_sent(notice: Notice, user_ids: Iterable[int]) -> int:
+    """One unread notification per addressed user, offline ones included; how many were made."""
+    made = 0
+    batch: list[Notification] = []
+    for user_id in user_ids:
+        batch.append(
+            Notification(
+                user_id=user_id, kind=NotificationKind.NOTICE, level=notice.level, text=notice.text, notice=notice
+            )
+        )
+        if len(batch) == FANOUT_BATCH:
+            made += len(Notification.objects.bulk_create(batch))
+            batch = []
+    return made + len(Notification.objects.bulk_create(batch))
+
+
+def unread_count(user_id: int) -> int:
+    return Notification.objects.filter(user_id=user_id, read_at__isnull=True).count()
+
+
+def page(user: User, before: int | None, limit: int) -> dict[str, Any]:
+    """The `notification.list` reply: newest first, older than `before` when given."""
+    rows = Notification.objects.filter(user=user).select_related("job").order_by("-id")
+    if before is not None:
+        rows = rows.filter(id__lt=before)
+    found = list(rows[: limit + 1])
+    return {
+        "type": "notification.list",
+        "before": before,
+        "notifications": [protocol.notification_payload(row) for row in found[:limit]],
+        "more": len(found) > limit,
+        "unread": unread_count(user.pk),
+    }
+
+
+def mark_read(user: User, notification_id: int) -> None:
+    """Mark one of the user's notifications read; every tab of the user hears the new count."""
+    with transaction.atomic():
+        if not Notification.objects.filter(pk=notification_id, user=user).exists():
+            raise NotificationNotFound()
+        Notification.objects.filter(pk=notification_id, read_at__isnull=True).update(read_at=timezone.now())
+        # Also when it was read already: the asking tab gets its answer, and the count is right.
+        publish.unread_on_commit(user.pk, read=[notification_id])
+
+
+def mark_all_read(user: User) -> None:
+    """Mark every notification the user has now read; one made meanwhile (a higher id) stays unread."""
+    with transaction.atomic():
+        newest = Notification.objects.filter(user=user).order_by("-id").values_list("id", flat=True).first()
+        if newest is not None:
+            unread = Notification.objects.filter(user=user, read_at__isnull=True, id__lte=newest)
+            unread.update(read_at=timezone.now())
+        publish.unread_on_commit(user.pk, read=[], read_up_to=newest)
+
+
+def created_for_notice(user_id: int, notice_id: int) -> dict[str, Any] | None:
+    """The `notification.created` frame of a user's notification of a notice, with the unread count."""
+    notification = Notification.objects.filter(user_id=user_id, notice_id=notice_id).first()
+    if notification is None:
+        return None  # the user joined the group after the notice was sent
+    return created_frame(user_id, protocol.notification_payload(notification))
+
+
+def created_frame(user_id: int, notification: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "notification.created", "notification": notification, "unread": unread_count(user_id)}
+
+
+def unread_frame(user_id: int, read: list[int], read_up_to: int | None) -> dict[str, Any]:
+    return {"type": "notification.unread", "unread": unread_count(user_id), "read": read, "read_up_to": read_up_to}
+
+
+def _job_text(job: Job, failed: bool) -> str:
+    if not failed:
+        return f"{job.kind} job succeeded."
+    message = (job.error or {}).get("message") or "no reason given"
+    return f"{job.kind} job failed: {message}"[:NOTICE_MAX_CHARS]

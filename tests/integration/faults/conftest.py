@@ -1,0 +1,153 @@
+"""A stack of real processes that the fault tests may break: its own redis-server (stopped and
+started empty), Celery workers (SIGKILLed), Celery beat running the reconciler every second,
+and Daphne; with liveness timings shortened so recovery happens within seconds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from django.db import connection
+
+from core import stack
+from tests.integration.conftest import database_url
+from tests.smtp import SmtpServer, serving
+
+FAST_RECOVERY = {
+    "JOBS_RECONCILE_SECONDS": "1",
+    "JOBS_REQUEUE_AFTER_SECONDS": "2",
+    "JOBS_HEARTBEAT_SECONDS": "0.5",
+    "JOBS_LEASE_SECONDS": "2",
+    "JOBS_PROGRESS_INTERVAL": "0.05",
+}
+
+
+@dataclass
+class FaultStack:
+    redis_url: str
+    redis_dir: Path
+    env: dict[str, str]
+    logs: Path
+    smtp: SmtpServer
+    base_url: str = ""
+    redis: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    others: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http", "ws", 1) + "/ws/jobs/"
+
+    def start_redis(self) -> None:
+        """A fresh, empty redis-server on the stack's port (nothing is persisted)."""
+        self.redis = stack.start_redis(self.redis_url, self.redis_dir)
+
+    def stop_redis(self) -> None:
+        assert self.redis is not None
+        stack.stop([self.redis])
+        self.redis = None
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        name = f"fault-worker-{len(self.workers)}"
+        worker = self._spawn(name, stack.worker_command(name, concurrency=1), new_session=True)
+        self.workers.append(worker)
+        stack.wait_until(lambda: self.worker_answers(name), name, timeout=60, process=worker)
+        return worker
+
+    def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and its pool processes at once, as a crashed machine would."""
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+    def pool_processes(self, worker: subprocess.Popen[bytes]) -> list[int]:
+        return children(worker.pid)
+
+    def worker_answers(self, name: str) -> bool:
+        app = Celery(broker=self.redis_url)
+        try:
+            replies = app.control.ping(timeout=0.5) or []
+        except (OSError, redis.RedisError):  # a connection left over from before a Redis restart
+            return False
+        finally:
+            app.close()
+        return any(node.startswith(f"{name}@") for reply in replies for node in reply)
+
+    def active_tasks(self) -> list[Any]:
+        app = Celery(broker=self.redis_url)
+        try:
+            replies = app.control.inspect(timeout=1).active() or {}
+        finally:
+            app.close()
+        return [task for tasks in replies.values() for task in tasks]
+
+    def _spawn(self, name: str, command: list[str], new_session: bool = False) -> subprocess.Popen[bytes]:
+        with open(self.logs / f"{name}.log", "ab") as log:
+            return subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
+            )
+
+    def start_rest(self) -> None:
+        port = stack.free_port()
+        beat = self._spawn("beat", stack.beat_command(Path(self.env["VAR_DIR"]) / "celerybeat-schedule"))
+        daphne = self._spawn("daphne", stack.daphne_command("127.0.0.1", port))
+        self.others += [beat, daphne]
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=daphne)
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+        stack.stop([*self.workers, *self.others, *([self.redis] if self.redis else [])])
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (the prefork pool of a Celery worker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(b")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="package")
+def fault_stack(
+    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FaultStack]:
+    with django_db_blocker.unblock():
+        db_url = database_url(connection.settings_dict)
+    redis_url = f"redis://127.0.0.1:{stack.free_port()}/0"
+    with serving() as smtp:
+        env = {
+            **os.environ,
+            **FAST_RECOVERY,
+            "DJANGO_SETTINGS_MODULE": "core.settings.test",
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "EMAIL_URL": smtp.url,
+            "VAR_DIR": str(tmp_path_factory.mktemp("fault-var")),
+            "PYTHONUNBUFFERED": "1",
+        }
+        faults = FaultStack(
+            redis_url, tmp_path_factory.mktemp("fault-redis"), env, tmp_path_factory.mktemp("fault-logs"), smtp
+        )
+        try:
+            faults.start_redis()
+            faults.start_worker()
+            faults.start_rest()
+            yield faults
+        finally:
+            faults.stop_all()
