@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connection
 
 from core import stack
 from notifications.publish import publisher
@@ -61,3 +62,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and name:
         for suffix in ("-wal", "-shm"):
             Path(f"{name}{suffix}").unlink(missing_ok=True)
+
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_leftover_database_sessions(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Let pytest-django drop the PostgreSQL test database at the end.
+
+    Executor threads of asgiref and Channels can keep an idle connection open
+    after the last test; PostgreSQL refuses to drop a database with sessions
+    on it. Processes the tests started are stopped before this runs.
+    """
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
