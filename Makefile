@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-unit test-integration lint clean
+.PHONY: run test test-unit test-integration lint bench clean
 
 run: $(VENV)/.runtime
 	$(PY) manage.py runstack
@@ -21,6 +21,10 @@ test-integration: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy .
+
+# The benchmark suite of issue #7 (docs/benchmarks.md): one table, baseline beside ours.
+bench: $(VENV)/.dev
+	$(PY) -m bench
 
 $(VENV)/.created:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'

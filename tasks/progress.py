@@ -55,24 +55,36 @@ class ProgressReporter:
             raise JobCancelled()
         self._pending = (current, total, stage, message)
         if time.monotonic() >= self._next_at:
-            self.flush()
+            self._flush_when_due()
             if self.cancelled:
                 raise JobCancelled()
         elif not self._timer_armed:
-            self._timer_armed = True
-            flush_timer.call_at(self._next_at, self._flush_from_timer)
+            self._arm_timer()
 
-    def flush(self) -> None:
-        """Store and publish the pending report now, if there is one."""
+    def _flush_when_due(self) -> None:
+        """Store and publish the pending report, if the interval since the last one is over.
+
+        Checked again under the lock: the job's thread and the flush timer may
+        both find a flush due, and only the first may send; the other leaves
+        the report pending for the next interval.
+        """
         with self._lock:
-            values, self._pending = self._pending, None
-            if values is None:
+            if self._pending is None:
                 return
+            if time.monotonic() < self._next_at:
+                if not self._timer_armed:
+                    self._arm_timer()
+                return
+            values, self._pending = self._pending, None
             self._last = values
             self._next_at = time.monotonic() + self._interval
             self.flushes += 1
             if not services.save_progress(self._job_id, build_progress(*values)):
                 self.cancelled = True
+
+    def _arm_timer(self) -> None:
+        self._timer_armed = True
+        flush_timer.call_at(self._next_at, self._flush_from_timer)
 
     def close(self) -> dict[str, Any] | None:
         """Stop the trailing flush; the last reported progress, for the final transition."""
@@ -85,4 +97,4 @@ class ProgressReporter:
     def _flush_from_timer(self) -> None:
         self._timer_armed = False
         if not self._closed:
-            self.flush()
+            self._flush_when_due()

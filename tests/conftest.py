@@ -64,7 +64,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             Path(f"{name}{suffix}").unlink(missing_ok=True)
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def drop_leftover_database_sessions(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Let pytest-django drop the PostgreSQL test database at the end.

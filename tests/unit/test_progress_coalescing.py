@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -77,3 +78,27 @@ def test_a_cancelled_job_stops_at_its_next_report(user: User, running_job: Job) 
 )
 def test_percent_is_derived_from_current_and_total(current: int, total: int | None, percent: float | None) -> None:
     assert build_progress(current, total, None, None)["percent"] == percent
+
+
+def test_frames_are_never_closer_than_the_interval(running_job: Job, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job's thread and the flush timer may both find a flush due; only one may send."""
+    sent_at: list[float] = []
+    save = services.save_progress
+
+    def recording_save(job_id: str, progress: dict[str, object]) -> bool:
+        sent_at.append(time.monotonic())
+        return save(job_id, progress)
+
+    monkeypatch.setattr(services, "save_progress", recording_save)
+    reporter = ProgressReporter(str(running_job.pk), interval=0.05)
+    deadline = time.monotonic() + 0.6
+    step = 0
+    while time.monotonic() < deadline:
+        step += 1
+        reporter.report(step, None)
+        if step % 5000 == 0:
+            time.sleep(0.01)  # quiet spells, so the flush timer gets its turns too
+    reporter.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at)]
+    assert len(sent_at) >= 3
+    assert min(gaps) >= 0.05 * 0.99, sorted(gaps)[:3]
