@@ -27,6 +27,8 @@ FAST_RECOVERY = {
     "JOBS_HEARTBEAT_SECONDS": "0.5",
     "JOBS_LEASE_SECONDS": "2",
     "JOBS_PROGRESS_INTERVAL": "0.05",
+    # The fault tests open more sockets per user than a person would; the limit has tests of its own.
+    "RATE_LIMIT_CONNECTIONS_PER_USER": "100",
 }
 
 
@@ -41,6 +43,7 @@ class FaultStack:
     redis: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    daphne: subprocess.Popen[bytes] | None = None
 
     @property
     def ws_url(self) -> str:
@@ -95,12 +98,23 @@ class FaultStack:
             )
 
     def start_rest(self) -> None:
-        port = stack.free_port()
         beat = self._spawn("beat", stack.beat_command(Path(self.env["VAR_DIR"]) / "celerybeat-schedule"))
-        daphne = self._spawn("daphne", stack.daphne_command("127.0.0.1", port))
-        self.others += [beat, daphne]
+        self.others.append(beat)
+        self.start_daphne(stack.free_port())
+
+    def start_daphne(self, port: int) -> subprocess.Popen[bytes]:
+        daphne = self.daphne = self._spawn("daphne", stack.daphne_command("127.0.0.1", port))
+        self.others.append(daphne)
         stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=daphne)
         self.base_url = f"http://127.0.0.1:{port}"
+        return daphne
+
+    def restart_daphne(self) -> subprocess.Popen[bytes]:
+        """SIGTERM Daphne, as a deploy does, then start a new one on the same port."""
+        assert self.daphne is not None
+        port = int(self.base_url.rsplit(":", 1)[1])
+        stack.stop([self.daphne])
+        return self.start_daphne(port)
 
     def stop_all(self) -> None:
         for worker in self.workers:

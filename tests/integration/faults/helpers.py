@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from accounts import tokens
 from tasks.models import Job
@@ -53,3 +56,101 @@ async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class SyncedClient:
+    """A client as the protocol asks: it merges hello snapshots and events by `seq`, and reconnects by
+    itself with exponential backoff and jitter after any close but 4401/4403. With `churn` set, each
+    connection also closes itself after a random short life until `churn` is cleared."""
+
+    def __init__(self, ws_url: str, token: str, churn: asyncio.Event | None = None) -> None:
+        self.ws_url = ws_url
+        self.token = token
+        self.churn = churn
+        self.jobs: dict[str, tuple[int, str]] = {}  # job id -> (highest seq applied, status)
+        self.connects = 0
+        self.live = False  # connected, and its hello applied
+
+    @classmethod
+    async def of(cls, user: User, ws_url: str, churn: asyncio.Event | None = None) -> SyncedClient:
+        _, raw = await database_sync_to_async(tokens.create)(user, "faults")
+        return cls(ws_url, raw, churn)
+
+    def status(self, job_id: str) -> str | None:
+        known = self.jobs.get(job_id)
+        return known[1] if known else None
+
+    def shows(self, job_ids: list[str], status: str = "succeeded") -> bool:
+        return self.live and all(self.status(job_id) == status for job_id in job_ids)
+
+    def apply(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "hello":
+            for job in message["jobs"]:
+                self._merge(job["id"], job["seq"], job["status"])
+        elif kind == "job.progress":
+            self._merge(message["job_id"], message["seq"], None)
+        elif kind.startswith("job.") and "job" in message:
+            self._merge(message["job"]["id"], message["job"]["seq"], message["job"]["status"])
+
+    def _merge(self, job_id: str, seq: int, status: str | None) -> None:
+        known = self.jobs.get(job_id)
+        if known is not None and seq <= known[0]:
+            return
+        self.jobs[job_id] = (seq, status or (known[1] if known else "running"))
+
+    async def run(self) -> None:
+        """Stay connected (or churn) until cancelled."""
+        delay = 0.05
+        while True:
+            code = None
+            try:
+                async with connect(
+                    self.ws_url, additional_headers={"Authorization": f"Bearer {self.token}"}, open_timeout=10
+                ) as socket:
+                    self.connects += 1
+                    delay = 0.05
+                    churning = self.churn is not None and self.churn.is_set()
+                    try:
+                        async with asyncio.timeout(random.uniform(0.05, 0.5) if churning else None):
+                            async for frame in socket:
+                                self.apply(json.loads(frame))
+                                self.live = True
+                    except TimeoutError:
+                        pass  # the end of a churning connection's life: close it and connect again
+                    except ConnectionClosed:
+                        pass  # dropped, or closed by the server: try again (below)
+                    finally:
+                        self.live = False
+                    code = socket.close_code
+                    if churning:
+                        continue
+            except (OSError, TimeoutError, WebSocketException):
+                pass  # refused or dropped: try again
+            if code in (4401, 4403):
+                return
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 2.0)
+
+
+@asynccontextmanager
+async def running(clients: list[SyncedClient]) -> AsyncIterator[None]:
+    """Run the clients for the duration of the block, then stop them."""
+    tasks = [asyncio.create_task(client.run()) for client in clients]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident memory of a process (VmRSS of /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
