@@ -79,3 +79,16 @@ async def test_a_job_that_kills_its_worker_every_time_fails_with_worker_lost(
         assert [task["name"] for task in fault_stack.active_tasks() if task["name"] != "jobs.reconcile"] == []
         next_job = await submit(socket, "demo.countdown", {"steps": 2})
         assert (await wait_for_job(next_job, lambda job: job.is_finished)).status == JobStatus.SUCCEEDED
+
+
+async def test_a_worker_stopped_with_sigterm_finishes_its_job_first(fault_stack: FaultStack, user: User) -> None:
+    async with socket_of(user, fault_stack.ws_url) as (socket, _):
+        job_id = await submit(socket, "demo.countdown", {"steps": 20, "interval_ms": 100})
+        await wait_for_job(job_id, lambda job: job.progress["current"] >= 2)
+        worker = fault_stack.workers[-1]
+        worker.send_signal(signal.SIGTERM)  # Celery's warm shutdown
+        await asyncio.to_thread(worker.wait, 60)
+        job = await wait_for_job(job_id, lambda job: job.is_finished)
+        assert job.status == JobStatus.SUCCEEDED
+        assert job.deliveries == 1  # finished by the worker that had it, not redelivered
+        await asyncio.to_thread(fault_stack.start_worker)  # for the tests that follow
