@@ -244,7 +244,9 @@ def _transition(
         job.seq += 1
         job.save()
         publish.job_event_on_commit(event, job)
-    metrics.job_changed(job)  # counts final states (and their durations) once committed
+        if job.is_finished:
+            # Counted when the outermost transaction commits, so a rolled-back final state never is.
+            transaction.on_commit(lambda: metrics.job_changed(job), robust=True)
     return job
 
 

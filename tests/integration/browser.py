@@ -79,6 +79,16 @@ class ConsoleErrors(list[str]):
             self.append(f"{message.location.get('url', '')}: {message.text}")
 
 
+# What every browser test module sets as its pytestmark: real processes, a real
+# database, and one event loop per module shared with its browser.
+BROWSER_TESTS = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio(loop_scope="module"),
+]
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     if not CHROMIUM.exists():

@@ -14,18 +14,14 @@ from playwright.async_api import Locator, expect
 
 from core.middleware import CONTENT_SECURITY_POLICY
 from tests.factories import UserFactory
+from tests.integration.browser import BROWSER_TESTS
 from tests.integration.conftest import LiveStack
 
 if TYPE_CHECKING:
     from tests.integration.browser import Dashboard, SocketTap
 
 pytest_plugins = ["tests.integration.browser"]
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = BROWSER_TESTS
 
 HOSTILE = '<img src="x" onerror="window.pwned = true">'
 

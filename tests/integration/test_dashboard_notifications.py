@@ -9,23 +9,18 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 from django.contrib.auth.models import User
 from playwright.async_api import BrowserContext, Locator, expect
 
 from core import stack
+from tests.integration.browser import BROWSER_TESTS
 from tests.integration.conftest import LiveStack
 
 if TYPE_CHECKING:
     from tests.integration.browser import Dashboard
 
 pytest_plugins = ["tests.integration.browser"]
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = BROWSER_TESTS
 
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
 NOTICE = "Maintenance tonight from 22:00 to 22:15 UTC: running jobs pause and resume by themselves."

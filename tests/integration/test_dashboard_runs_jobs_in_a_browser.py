@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pytest
 from django.contrib.auth.models import User
 from playwright.async_api import expect
 
 from tasks import kinds
+from tests.integration.browser import BROWSER_TESTS
 
 if TYPE_CHECKING:
     from tests.integration.browser import Dashboard
 
 pytest_plugins = ["tests.integration.browser"]
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = BROWSER_TESTS
 
 FORMS = {"demo.countdown": "#form-countdown", "email.send": "#form-email", "file.process": "#form-file"}
 

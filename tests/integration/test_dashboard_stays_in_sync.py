@@ -5,20 +5,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import pytest
 from django.contrib.auth.models import User
 from playwright.async_api import BrowserContext, expect
+
+from tests.integration.browser import BROWSER_TESTS
 
 if TYPE_CHECKING:
     from tests.integration.browser import Dashboard, SocketTap
 
 pytest_plugins = ["tests.integration.browser"]
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = BROWSER_TESTS
 
 
 async def test_a_reload_mid_job_continues_the_bar_from_where_it_was(dashboard: Dashboard, user: User) -> None:

@@ -15,17 +15,13 @@ from django.contrib.auth.models import User
 from playwright.async_api import Request, Route, expect
 
 from tasks import kinds
+from tests.integration.browser import BROWSER_TESTS
 
 if TYPE_CHECKING:
     from tests.integration.browser import Dashboard, SocketTap
 
 pytest_plugins = ["tests.integration.browser"]
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.asyncio(loop_scope="module"),
-]
+pytestmark = BROWSER_TESTS
 
 needs_email = pytest.mark.skipif("email.send" not in kinds.names(), reason="email.send is not registered yet")
 needs_files = pytest.mark.skipif("file.process" not in kinds.names(), reason="file.process is not registered yet")

@@ -36,7 +36,7 @@ def test_a_submit_counts_once_per_job_not_per_request_id_repeat(user: User) -> N
     assert submitted() == 1
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # final states are counted once committed
 def test_a_job_that_succeeds_counts_as_finished_with_its_duration(user: User) -> None:
     succeeded = delta("jobs_finished_total", kind=KIND, status="succeeded")
     durations = delta("jobs_duration_seconds_count", kind=KIND)
@@ -47,7 +47,7 @@ def test_a_job_that_succeeds_counts_as_finished_with_its_duration(user: User) ->
     assert (succeeded(), durations()) == (1, 1)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # final states are counted once committed
 def test_failed_and_cancelled_jobs_count_by_status(user: User) -> None:
     failed = delta("jobs_finished_total", kind=KIND, status="failed")
     cancelled = delta("jobs_finished_total", kind=KIND, status="cancelled")
