@@ -14,6 +14,10 @@ from core import stack
 from notifications.publish import publisher
 from tests.factories import UserFactory
 
+# Browser-test modules import their marks from this helper before pytest loads it as a
+# plugin; registering it keeps pytest's assertion rewriting for its asserts.
+pytest.register_assert_rewrite("tests.integration.browser")
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
