@@ -31,4 +31,6 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One file per test run, so two runs on one machine never share (or drop) each other's tables.
     default_path = VAR_DIR / f"test-{os.getpid()}.sqlite3"
+    # A fresh clone has no var/ yet, and SQLite does not create directories.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["TEST"] = {"NAME": env.get_str("TEST_SQLITE_PATH", str(default_path))}

@@ -155,7 +155,9 @@ async def test_browser_notifications_are_asked_for_with_the_button_and_shown_onl
     await page.evaluate(HIDE_TAB)
     job = await dashboard.start_countdown(steps=1, interval_ms=0, fail_at=1)
     await dashboard.wait_status(job, "failed")
-    await page.wait_for_function("window.shownNotifications.length === 1")
+    # A function, not an expression: Playwright evaluates a function once, while an expression
+    # is eval()ed on every poll, which the page's CSP (no unsafe-eval) refuses.
+    await page.wait_for_function("() => window.shownNotifications.length === 1")
     (shown,) = await page.evaluate("window.shownNotifications")
     assert shown["title"] == "Countdown job failed"
     assert shown["body"].startswith("demo.countdown job failed: ")
