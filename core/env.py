@@ -103,7 +103,10 @@ def get_database(name: str, default: str) -> dict[str, Any]:
 
 
 def get_redis_url(name: str, default: str) -> str:
-    url = get_str(name, default)
+    return _check_redis_url(name, get_str(name, default))
+
+
+def _check_redis_url(name: str, url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in _REDIS_SCHEMES:
         raise ImproperlyConfigured(f"{name} must be a redis://, rediss:// or unix:// URL, got {parts.scheme!r}.")
@@ -113,6 +116,23 @@ def get_redis_url(name: str, default: str) -> str:
     if db and not db.isdigit():
         raise ImproperlyConfigured(f"{name} has a database number that is not a number: {db!r}.")
     return url
+
+
+def get_redis_urls(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of Redis URLs, each checked like get_redis_url."""
+    urls = get_list(name, default)
+    if not urls:
+        raise ImproperlyConfigured(f"{name} is set but names no Redis URL.")
+    for index, url in enumerate(urls):
+        _check_redis_url(f"{name} (item {index + 1})", url)
+    return urls
+
+
+def get_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = get_str(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+    return value
 
 
 def get_email(name: str, default: str) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import redis
 
+from core import env
+
 # Daphne's own hard limit sits above the protocol's 64 KiB: frames between the
 # two reach the consumer, which closes with 4009 as the protocol says; frames
 # above it are dropped by Daphne without reaching Python.
@@ -61,7 +63,14 @@ def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def daphne_command(host: str, port: int) -> list[str]:
+def daphne_command(
+    host: str, port: int, ping_interval: int | None = None, ping_timeout: int | None = None
+) -> list[str]:
+    """Daphne as the run command starts it; pings default to DAPHNE_PING_INTERVAL / DAPHNE_PING_TIMEOUT."""
+    if ping_interval is None:
+        ping_interval = env.get_int("DAPHNE_PING_INTERVAL", 20, minimum=1)
+    if ping_timeout is None:
+        ping_timeout = env.get_int("DAPHNE_PING_TIMEOUT", 30, minimum=1)
     return python_command(
         "-m",
         "daphne",
@@ -75,9 +84,9 @@ def daphne_command(host: str, port: int) -> list[str]:
         str(DAPHNE_MAX_MESSAGE_BYTES),
         # Dead peers are found by ping and dropped, leaving their groups.
         "--ping-interval",
-        "20",
+        str(ping_interval),
         "--ping-timeout",
-        "30",
+        str(ping_timeout),
         "--verbosity",
         "1",
         "--access-log",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -18,7 +19,7 @@ from django.contrib.auth.models import User
 
 from accounts import credentials
 from core import metrics
-from notifications import inbox, notices, protocol, throttle
+from notifications import inbox, notices, protocol, throttle, watch
 from notifications.groups import EVERYONE, auth_group, user_group
 from notifications.protocol import (
     Cancel,
@@ -43,7 +44,26 @@ class JobsConsumer(AsyncWebsocketConsumer):
     audience: tuple[str, ...] = ()  # the notice groups joined: everyone and the user's auth groups
     user: User
     counted = False
+    released = False
     recheck: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # Daphne cancels every consumer when it shuts down (SIGTERM) and sends
+            # no websocket.disconnect: give the connection slot back now, or the
+            # user's count keeps it for CONNECTION_STALE_SECONDS and a redeploy
+            # can refuse a user with many tabs. Then end normally rather than
+            # cancelled: Daphne waits for its consumers with asyncio.gather, which
+            # stops waiting at the first that ends cancelled, and the process
+            # would exit before the others had cleaned up.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await self._release()
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -71,6 +91,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
         await self._join_audience()
         await self.accept()
         await self.send(text_data=await self._hello())
+        watch.register(self)
         self.recheck = asyncio.create_task(self._recheck_credentials())
         via = "token" if self.scope.get("auth_token_id") else "session"
         logger.info("socket opened: user=%s via %s", user.pk, via, extra={"event": "socket.opened", "user_id": user.pk})
@@ -78,6 +99,14 @@ class JobsConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         user_id = getattr(self.scope.get("user"), "pk", None)
         logger.info("socket closed: user=%s code=%s", user_id, code, extra={"event": "socket.closed", "code": code})
+        await self._release()
+
+    async def _release(self) -> None:
+        """Leave every group and give back the connection slot; once, whichever way the socket ends."""
+        if self.released:
+            return
+        self.released = True
+        watch.unregister(self)
         if self.recheck is not None:
             self.recheck.cancel()
         if self.group is not None:
@@ -122,6 +151,14 @@ class JobsConsumer(AsyncWebsocketConsumer):
 
     async def notification_unread(self, event: dict[str, Any]) -> None:
         await self._send_counted(inbox.unread_frame, self.user.pk, event["read"], event["read_up_to"])
+
+    async def stream_resync(self, event: dict[str, Any]) -> None:
+        """A publisher dropped an event for a group this socket is in (notifications.publish)."""
+        await self.resync()
+
+    async def resync(self) -> None:
+        """Events for this socket may be lost: close so that the client reconnects and gets a fresh hello."""
+        await self.close(code=protocol.CLOSE_RESYNC)
 
     async def auth_session_ended(self, event: dict[str, Any]) -> None:
         """The session this socket rode on was logged out (in any tab)."""

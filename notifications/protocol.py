@@ -26,6 +26,9 @@ CLOSE_POLICY = 4008
 CLOSE_TOO_LARGE = 4009
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+# An extension (docs/protocol.md): events for this socket may have been lost;
+# reconnect to get a fresh hello. Clients that do not know it reconnect anyway.
+CLOSE_RESYNC = 4012
 
 
 class ProtocolError(Exception):

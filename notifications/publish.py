@@ -13,8 +13,10 @@ long-lived event loop that owns the layer and drains a bounded queue:
 
 `send` costs the caller one thread-safe enqueue. Events are sent in the order
 they were published. If Redis is slow or down, each send gives up after
-PUBLISH_TIMEOUT and the event is dropped: the database holds the job's state,
-and clients resync from the `hello` snapshot when they reconnect.
+PUBLISH_TIMEOUT and the event is dropped: the database holds the job's state.
+The publisher remembers which groups lost an event and, as soon as a send
+succeeds again, tells those groups' sockets to resync (`stream.resync`: they
+close with 4012, and their clients reconnect and rebuild from `hello`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from django.db import transaction
 
 from core import metrics
 from notifications import protocol
-from notifications.groups import notice_group, user_group
+from notifications.groups import EVERYONE, notice_group, user_group
 from notifications.models import Notice, Notification
 from tasks.models import Job
 
@@ -45,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
 EVENT_TYPE = "job.event"  # handled by JobsConsumer.job_event
+RESYNC_TYPE = "stream.resync"  # handled by JobsConsumer.stream_resync
+# Past this many groups that lost events, one resync to everyone is cheaper.
+MAX_RESYNC_GROUPS = 1_000
 Message = dict[str, Any]
 
 
@@ -67,6 +72,8 @@ class Publisher:
         self.sent = 0
         self.dropped = 0
         self._last_warning = 0.0
+        # Groups that lost an event and are owed a resync. Touched only on the publishing loop.
+        self._owed: set[str] = set()
 
     def send(self, group: str, text: str) -> None:
         """Queue one pre-serialised client frame for every socket in `group`. Never blocks."""
@@ -77,7 +84,7 @@ class Publisher:
         target = self._current_target()
         try:
             target.loop.call_soon_threadsafe(self._put, target, group, message)
-        except RuntimeError:  # the loop closed between the check and the call
+        except RuntimeError:  # the loop closed between the check and the call: nobody to resync with
             self._drop("event loop closed")
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -148,7 +155,7 @@ class Publisher:
         try:
             target.queue.put_nowait((group, message))
         except asyncio.QueueFull:
-            self._drop("queue full")
+            self._drop("queue full", group)
 
     async def _drain(self, queue: asyncio.Queue[tuple[str, Message]]) -> None:
         layer = get_channel_layer()
@@ -165,12 +172,27 @@ class Publisher:
                     await layer.group_send(group, message)
                 self.sent += 1
                 metrics.event_published(time.perf_counter() - started)
+                if self._owed:
+                    await self._send_resyncs(layer)
             except Exception as exc:
-                self._drop(f"{type(exc).__name__}: {exc}")
+                self._drop(f"{type(exc).__name__}: {exc}", group)
             finally:
                 queue.task_done()
 
-    def _drop(self, reason: str) -> None:
+    async def _send_resyncs(self, layer: Any) -> None:
+        """Sends work again: tell every group that lost an event to resync (a failure keeps it owed)."""
+        timeout = settings.PUBLISH_TIMEOUT
+        groups = [EVERYONE] if len(self._owed) > MAX_RESYNC_GROUPS else sorted(self._owed)
+        for group in groups:
+            async with asyncio.timeout(timeout):
+                await layer.group_send(group, {"type": RESYNC_TYPE})
+            self._owed.discard(group)
+        self._owed.clear()  # also when everyone was told
+        logger.info("publisher: %s group(s) told to resync after dropped events", len(groups))
+
+    def _drop(self, reason: str, group: str | None = None) -> None:
+        if group is not None:
+            self._owed.add(group)
         self.dropped += 1
         metrics.event_dropped()
         # One line per minute at most: a Redis outage must not flood the logs.

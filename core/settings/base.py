@@ -114,31 +114,47 @@ STORAGES = {
     "staticfiles": {"BACKEND": "core.storage.StaticFilesStorage"},
 }
 
-# --- Redis: one URL for the channel layer and the Celery broker -------------
+# --- Redis: one URL for the Celery broker; the channel layer may be sharded ---
 REDIS_URL = env.get_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The channel layer's Redis servers, comma-separated (default: REDIS_URL alone).
+# With several, channels_redis shards channels and groups over them by a hash of
+# the name; every Daphne and worker must list the same servers in the same order.
+CHANNELS_REDIS_URLS = env.get_redis_urls("CHANNELS_REDIS_URLS", [REDIS_URL])
+# "core" (channels_redis.core, Redis lists with a per-channel capacity) or
+# "pubsub" (channels_redis.pubsub, Redis PUBLISH); docs/benchmarks.md says why
+# the default is what it is.
+CHANNEL_LAYER = env.get_choice("CHANNEL_LAYER", "pubsub", ("core", "pubsub"))
 
-CHANNEL_LAYERS = {
-    "default": {
+
+def _channel_layer(kind: str, urls: list[str]) -> dict[str, Any]:
+    # After Redis restarts, pooled connections are dead: ping one that sat idle
+    # before using it, and retry a command once on a broken connection (for the
+    # pubsub layer's subscriber connection, the retry is what reconnects and
+    # resubscribes), so sockets and publishers carry on without a restart of Daphne.
+    hosts = [
+        {"address": url, "health_check_interval": 5, "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
+        for url in urls
+    ]
+    prefix = env.get_str("CHANNELS_PREFIX", "asgi")
+    if kind == "pubsub":
+        return {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": hosts, "prefix": prefix},
+        }
+    return {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            # After Redis restarts, pooled connections are dead: ping one that sat
-            # idle before using it, and retry a command once on a broken connection,
-            # so sockets and publishers carry on without a restart of Daphne.
-            "hosts": [
-                {
-                    "address": REDIS_URL,
-                    "health_check_interval": 5,
-                    "retry_on_error": [RedisConnectionError, RedisTimeoutError],
-                }
-            ],
-            "prefix": env.get_str("CHANNELS_PREFIX", "asgi"),
+            "hosts": hosts,
+            "prefix": prefix,
             # What may queue for one socket before the layer drops new messages:
             # a stuck client cannot grow Redis without bound.
             "capacity": env.get_int("CHANNELS_CAPACITY", 1000, minimum=10),
             "expiry": 60,
         },
-    },
-}
+    }
+
+
+CHANNEL_LAYERS = {"default": _channel_layer(CHANNEL_LAYER, CHANNELS_REDIS_URLS)}
 
 # --- Celery (read by celery_app.py with the CELERY_ namespace) ---------------
 CELERY_BROKER_URL = REDIS_URL
@@ -204,6 +220,9 @@ if JOBS_LEASE_SECONDS <= JOBS_HEARTBEAT_SECONDS:
 JOBS_TEST_KINDS = env.get_bool("JOBS_TEST_KINDS", False)
 # Seconds the publisher waits on Redis before dropping an event (the DB keeps the state).
 PUBLISH_TIMEOUT = env.get_float("PUBLISH_TIMEOUT", 2.0, minimum=0.05)
+# How often each Daphne process checks that the channel layer's Redis servers
+# neither restarted nor went away; if one did, its sockets resync (notifications/watch.py).
+LAYER_WATCH_SECONDS = env.get_float("LAYER_WATCH_SECONDS", 1.0, minimum=0.05)
 
 # --- Abuse limits (notifications/throttle.py) ----------------------------------
 THROTTLE_REDIS_URL = env.get_redis_url("THROTTLE_REDIS_URL", REDIS_URL)

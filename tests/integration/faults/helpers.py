@@ -72,6 +72,7 @@ class SyncedClient:
         self.churn = churn
         self.jobs: dict[str, tuple[int, str]] = {}  # job id -> (highest seq applied, status)
         self.connects = 0
+        self.close_codes: list[int | None] = []  # how each connection ended
         self.live = False  # connected, and its hello applied
 
     @classmethod
@@ -126,6 +127,7 @@ class SyncedClient:
                     finally:
                         self.live = False
                     code = socket.close_code
+                    self.close_codes.append(code)
                     if churning:
                         continue
             except (OSError, TimeoutError, WebSocketException):

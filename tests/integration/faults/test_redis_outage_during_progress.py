@@ -1,5 +1,6 @@
 """Redis stops while a job reports progress: the publisher drops events quickly and the job goes on;
-Redis starts again empty, the job finishes once, and clients that stayed or reconnect see it succeeded."""
+Redis starts again empty, the job finishes once, and clients that stayed or reconnect see it succeeded.
+A socket that stayed open through the outage is told to resync (4012): it may have missed events."""
 
 from __future__ import annotations
 
@@ -32,5 +33,6 @@ async def test_redis_stopped_while_a_job_reports_progress_the_job_finishes(fault
         assert job.result == {"steps": 80}
         assert job.deliveries == 1  # it went on: never run again
         await wait_until(lambda: client.shows([job_id]), "the connected client to see it succeeded", timeout=60)
+    assert 4012 in client.close_codes, client.close_codes
     async with socket_of(user, fault_stack.ws_url) as (_, hello):
         assert {job["id"]: job["status"] for job in hello["jobs"]}[job_id] == "succeeded"
