@@ -5,10 +5,12 @@ at most one report per JOBS_PROGRESS_INTERVAL (0.1 s by default):
 
 1. The first report goes out at once (leading edge).
 2. Reports inside the interval only replace the pending values: one tuple
-   assignment and one clock read, so a hot loop stays hot.
-3. The pending report goes out when the interval ends, either from the next
-   `report` call or, if the job goes quiet (a slow SMTP server, a long
-   sleep), from the process-wide flush timer (trailing edge).
+   assignment and one flag test, no clock read, so a hot loop stays hot
+   (docs/benchmarks.md, coalescing).
+3. The pending report goes out when the interval ends, from the process-wide
+   flush timer (trailing edge), whether the job is busy or quiet (a slow SMTP
+   server, a long sleep). If nothing was reported in the interval, the next
+   report goes out at once again.
 4. Every flush stores the progress durably with a new `seq` and publishes
    it after the commit. A flush that finds the job no longer running means
    it was cancelled: the next `report` raises JobCancelled.
@@ -42,8 +44,10 @@ class ProgressReporter:
         self._lock = threading.Lock()
         self._pending: _Values | None = None
         self._last: _Values | None = None
-        self._next_at = 0.0
-        self._timer_armed = False
+        # True when `report` must do more than store: a flush is due now (no
+        # flush in the last interval) or the job was found cancelled. Set and
+        # cleared under the lock; read without it on the hot path.
+        self._hot = True
         self._closed = False
         self.cancelled = False
         self.flushes = 0
@@ -51,40 +55,47 @@ class ProgressReporter:
     def report(
         self, current: int, total: int | None = None, *, stage: str | None = None, message: str | None = None
     ) -> None:
+        self._pending = (current, total, stage, message)
+        if self._hot:
+            self._flush_now()
+
+    def _flush_now(self) -> None:
+        """Leading edge: nothing went out in the last interval, so this report goes at once."""
+        with self._lock:
+            if not self.cancelled and self._pending is not None and self._hot:
+                self._flush()
         if self.cancelled:
             raise JobCancelled()
-        self._pending = (current, total, stage, message)
-        if time.monotonic() >= self._next_at:
-            self._flush_when_due()
-            if self.cancelled:
-                raise JobCancelled()
-        elif not self._timer_armed:
-            self._arm_timer()
 
-    def _flush_when_due(self) -> None:
-        """Store and publish the pending report, if the interval since the last one is over.
+    def _flush(self) -> None:
+        """Store and publish the pending report; the next may go out one interval later. Under the lock."""
+        assert self._pending is not None
+        values, self._pending = self._pending, None
+        self._last = values
+        self.flushes += 1
+        if not services.save_progress(self._job_id, build_progress(*values)):
+            self.cancelled = self._hot = True
+            return
+        if self._interval > 0:
+            self._hot = False
+            flush_timer.call_at(time.monotonic() + self._interval, self._interval_over)
 
-        Checked again under the lock: the job's thread and the flush timer may
-        both find a flush due, and only the first may send; the other leaves
-        the report pending for the next interval.
-        """
+    def _interval_over(self) -> None:
+        """Trailing edge, on the timer thread: send what was reported meanwhile, or go back to leading."""
         with self._lock:
-            if self._pending is None:
+            if self._closed or self.cancelled:
                 return
-            if time.monotonic() < self._next_at:
-                if not self._timer_armed:
-                    self._arm_timer()
+            if self._pending is not None:
+                self._flush()
                 return
-            values, self._pending = self._pending, None
-            self._last = values
-            self._next_at = time.monotonic() + self._interval
-            self.flushes += 1
-            if not services.save_progress(self._job_id, build_progress(*values)):
-                self.cancelled = True
+            self._hot = True
+            # A report may have stored its values after the check above but read
+            # _hot before it was set: send that one now rather than hold it.
+            if self._pending_now() is not None:
+                self._flush()
 
-    def _arm_timer(self) -> None:
-        self._timer_armed = True
-        flush_timer.call_at(self._next_at, self._flush_from_timer)
+    def _pending_now(self) -> _Values | None:
+        return self._pending
 
     def close(self) -> dict[str, Any] | None:
         """Stop the trailing flush; the last reported progress, for the final transition."""
@@ -93,8 +104,3 @@ class ProgressReporter:
             values = self._pending or self._last
             self._pending = None
         return build_progress(*values) if values is not None else None
-
-    def _flush_from_timer(self) -> None:
-        self._timer_armed = False
-        if not self._closed:
-            self._flush_when_due()
