@@ -52,12 +52,14 @@ def smtp_server() -> Iterator[SmtpServer]:
         yield server
 
 
-def worker_answers(broker_url: str) -> bool:
+def worker_answers(broker_url: str, name: str | None = None) -> bool:
+    """Did a Celery worker on this broker (the one started with `--hostname name@…`, if given) answer a ping?"""
     app = Celery(broker=broker_url)
     try:
-        return bool(app.control.ping(timeout=0.5))
+        replies = app.control.ping(timeout=0.5) or []
     finally:
         app.close()
+    return any(name is None or node.startswith(f"{name}@") for reply in replies for node in reply)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
+import runpy
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from core import env
+from core.settings import base
 
 
 def test_it_reads_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,6 +35,8 @@ def test_it_reads_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DATABASE_URL", "mysql://db/x", lambda: env.get_database("DATABASE_URL", "sqlite:///x")),
         ("REDIS_URL", "http://127.0.0.1:6379/0", lambda: env.get_redis_url("REDIS_URL", "redis://x")),
         ("REDIS_URL", "redis://127.0.0.1:6379/zero", lambda: env.get_redis_url("REDIS_URL", "redis://x")),
+        ("CHANNELS_REDIS_URLS", "redis://a/0,http://b/0", lambda: env.get_redis_urls("CHANNELS_REDIS_URLS", [])),
+        ("CHANNEL_LAYER", "rabbitmq", lambda: env.get_choice("CHANNEL_LAYER", "core", ("core", "pubsub"))),
         ("EMAIL_URL", "carrier-pigeon://coop", lambda: env.get_email("EMAIL_URL", "consolemail://")),
         ("EMAIL_URL", "filemail://relative/path", lambda: env.get_email("EMAIL_URL", "consolemail://")),
     ],
@@ -45,6 +51,69 @@ def test_a_missing_required_value_names_the_variable(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(ImproperlyConfigured, match="SECRET_KEY"):
         env.get_str("SECRET_KEY")
+
+
+CHANNEL_VARIABLES = ("REDIS_URL", "CHANNELS_REDIS_URLS", "CHANNEL_LAYER", "CHANNELS_PREFIX")
+
+
+def _base_settings(monkeypatch: pytest.MonkeyPatch, **environment: str) -> dict[str, Any]:
+    """core.settings.base run afresh under this environment; the settings of this process stay as they are."""
+    for name in CHANNEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(base.__file__)
+
+
+def _layer(values: dict[str, Any]) -> tuple[str, list[str]]:
+    layer = values["CHANNEL_LAYERS"]["default"]
+    return layer["BACKEND"], [host["address"] for host in layer["CONFIG"]["hosts"]]
+
+
+def test_the_channel_layer_uses_redis_url_alone_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = _base_settings(monkeypatch, REDIS_URL="redis://broker:6379/3")
+    assert values["CHANNELS_REDIS_URLS"] == ["redis://broker:6379/3"]
+    assert _layer(values)[1] == ["redis://broker:6379/3"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "backend"),
+    [
+        ("core", "channels_redis.core.RedisChannelLayer"),
+        ("pubsub", "channels_redis.pubsub.RedisPubSubChannelLayer"),
+    ],
+)
+def test_channel_layer_picks_the_backend_and_shards_over_every_listed_redis_in_order(
+    monkeypatch: pytest.MonkeyPatch, kind: str, backend: str
+) -> None:
+    values = _base_settings(
+        monkeypatch,
+        CHANNEL_LAYER=kind,
+        REDIS_URL="redis://broker:6379/0",
+        CHANNELS_REDIS_URLS=" redis://shard-1:6379/0, rediss://shard-2:6380/2 ,",
+    )
+    assert values["CHANNELS_REDIS_URLS"] == ["redis://shard-1:6379/0", "rediss://shard-2:6380/2"]
+    assert _layer(values) == (backend, ["redis://shard-1:6379/0", "rediss://shard-2:6380/2"])
+    # Only the channel layer is sharded: the Celery broker and the rate-limit counters stay on REDIS_URL.
+    assert values["CELERY_BROKER_URL"] == values["THROTTLE_REDIS_URL"] == "redis://broker:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("CHANNELS_REDIS_URLS", "redis://shard-1:6379/0,http://shard-2:6379/0", "CHANNELS_REDIS_URLS (item 2)"),
+        ("CHANNELS_REDIS_URLS", "redis://shard-1:6379/zero,redis://shard-2:6379/0", "CHANNELS_REDIS_URLS (item 1)"),
+        ("CHANNELS_REDIS_URLS", "redis://shard-1:6379/0,redis:///0", "CHANNELS_REDIS_URLS (item 2)"),
+        ("CHANNELS_REDIS_URLS", " , ", "CHANNELS_REDIS_URLS"),
+        ("CHANNEL_LAYER", "rabbitmq", "CHANNEL_LAYER"),
+        ("CHANNEL_LAYER", "PubSub", "CHANNEL_LAYER"),
+    ],
+)
+def test_a_bad_channel_layer_setting_stops_the_settings_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, named: str
+) -> None:
+    with pytest.raises(ImproperlyConfigured, match=re.escape(named)):
+        _base_settings(monkeypatch, **{name: value})
 
 
 def _django_check(settings_module: str, *args: str, **environment: str) -> subprocess.CompletedProcess[str]:
