@@ -73,7 +73,7 @@ def daphne_command(
         ping_timeout = env.get_int("DAPHNE_PING_TIMEOUT", 30, minimum=1)
     return python_command(
         "-m",
-        "daphne",
+        "core.daphne",  # Daphne with its SIGTERM cleanup fixed (see core/daphne.py)
         "--bind",
         host,
         "--port",

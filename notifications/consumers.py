@@ -54,16 +54,11 @@ class JobsConsumer(AsyncWebsocketConsumer):
             # Daphne cancels every consumer when it shuts down (SIGTERM) and sends
             # no websocket.disconnect: give the connection slot back now, or the
             # user's count keeps it for CONNECTION_STALE_SECONDS and a redeploy
-            # can refuse a user with many tabs. Then end normally rather than
-            # cancelled: Daphne waits for its consumers with asyncio.gather, which
-            # stops waiting at the first that ends cancelled, and the process
-            # would exit before the others had cleaned up.
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+            # can refuse a user with many tabs (core/daphne.py makes Daphne wait).
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
                     await self._release()
+            raise
 
     async def connect(self) -> None:
         user = self.scope.get("user")
