@@ -214,8 +214,9 @@ def _send_over_smtp(
     if not _claim(job_id, attempt, address, msgid):
         # Another run of this job (its task delivered twice at once) took the
         # recipient first: drop the connection mid-message, so the server discards this copy.
-        connection.close()
-        connection.open()
+        # Not connection.close(): its QUIT would be read as message text, and it
+        # would wait out the SMTP timeout for an answer that never comes.
+        _drop_mid_message(smtp, connection)
         return _outcome_of(EmailDelivery.objects.get(job_id=job_id, recipient=address))
     try:
         smtp.send(b".\r\n")
@@ -231,6 +232,13 @@ def _send_over_smtp(
         raise MailServerUnavailable(_describe_connection_error(exc)) from exc
     mark_sent(job_id, address)
     return Outcome(address, sent=True)
+
+
+def _drop_mid_message(smtp: smtplib.SMTP, connection: BaseEmailBackend) -> None:
+    """Close the socket without a word (the server discards the unfinished message), then reconnect."""
+    smtp.close()
+    connection.connection = None  # type: ignore[attr-defined]
+    connection.open()
 
 
 def _send_all_but_the_final_dot(smtp: smtplib.SMTP, message: EmailMessage, address: str) -> None:
