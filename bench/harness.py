@@ -12,24 +12,31 @@ module in its own subprocess and gathers their rows (`--json`).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import math
 import os
 import platform
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from websockets.asyncio.client import connect
+
 from core import stack
 
+DEFAULT_ASGI = "core.asgi:application"
 NOISE_NOTE = (
     "Measured on a shared machine ({cpus} CPUs, Python {python}) while other work may run: "
     "figures are noisy, compare baseline and ours from the same run, not across runs."
@@ -57,17 +64,30 @@ class Stack:
     daphne: subprocess.Popen[bytes] | None = None
     ws_url: str = ""
 
-    def start_daphne(self) -> str:
+    def start_daphne(self, application: str = DEFAULT_ASGI, env: dict[str, str] | None = None) -> str:
+        """Start Daphne (core.stack's command line) serving `application`, with `env` over the stack's."""
         port = stack.free_port()
-        with open(self.directory / "daphne.log", "wb") as log:
-            process = subprocess.Popen(
-                stack.daphne_command("127.0.0.1", port), env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+        command = stack.daphne_command("127.0.0.1", port)
+        assert command[-1] == DEFAULT_ASGI, command  # the application is the last argument
+        command[-1] = application
+        with open(self.directory / "daphne.log", "ab") as log:
+            process = subprocess.Popen(command, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
         self.daphne = process
         stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=process)
         self.ws_url = f"ws://127.0.0.1:{port}/ws/jobs/"
         return self.ws_url
+
+    def stop_daphne(self) -> None:
+        """Stop the Daphne started last (SIGTERM, then SIGKILL after 10 s), e.g. before starting another."""
+        if self.daphne is not None:
+            self.stop(self.daphne)
+            self.daphne = None
+
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+        stack.stop([process], timeout=timeout)
+        if process in self.processes:
+            self.processes.remove(process)
 
     def child(self, *args: str) -> subprocess.Popen[bytes]:
         """A Python child process with this stack's environment (stdout piped, for its result)."""
@@ -76,6 +96,77 @@ class Stack:
         )
         self.processes.append(process)
         return process
+
+    def talker(self, name: str, *args: str, env: dict[str, str] | None = None) -> Talker:
+        """A Python child process driven line by line over stdin/stdout; its stderr goes to NAME.log."""
+        with open(self.directory / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                stack.python_command(*args),
+                env={**self.env, **(env or {})},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        self.processes.append(process)
+        return Talker(name, process)
+
+
+class Talker:
+    """One child process's line protocol: JSON lines in on stdin, JSON lines out on stdout.
+
+    A thread reads stdout into a queue, so a read can time out (and notice the
+    child died) instead of blocking the benchmark forever.
+    """
+
+    def __init__(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        self.name = name
+        self.process = process
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, name=f"{name}-stdout", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(b"")  # end of file: the child exited
+
+    def send(self, message: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        self.process.stdin.flush()
+
+    def receive(self, timeout: float) -> Any:
+        """The child's next JSON line; RuntimeError if it exits or says nothing for `timeout` seconds."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"{self.name} sent nothing within {timeout:.0f} s") from None
+        if not line:
+            raise RuntimeError(f"{self.name} exited (code {self.process.wait()}); see its log")
+        return json.loads(line)
+
+    def close(self, timeout: float = 30) -> None:
+        """Close its stdin (which tells a child to finish) and wait for it to exit."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stack.stop([self.process], timeout=5)
+
+
+def child_lines() -> Iterator[Any]:
+    """In a talker child: the JSON lines its parent sends, until the parent closes stdin."""
+    for line in sys.stdin:
+        if line.strip():
+            yield json.loads(line)
+
+
+def child_say(message: Any) -> None:
+    """In a talker child: one JSON line to the parent."""
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 @contextmanager
@@ -188,3 +279,87 @@ def report(rows: Sequence[Row], json_path: Path | None) -> None:
 
 def load_rows(path: Path) -> list[Row]:
     return [Row(**item) for item in json.loads(path.read_text())]
+
+
+# --- measuring processes and opening client sockets, for the benchmarks that need them -----------
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory (VmRSS) in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3 of stat(5), utime and stime fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """The process ids of a process's children, their children, and so on (a Celery pool, say)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+async def open_sockets(
+    ws_url: str,
+    tokens: Sequence[str],
+    in_flight: int,
+    until: float | None = None,
+    opened_at: list[float] | None = None,
+) -> list[Any | None]:
+    """One token socket per entry of `tokens` (repeat a token for several sockets of one user).
+
+    At most `in_flight` handshakes at a time; each counts as open once its first
+    frame (the hello) has arrived within 30 s. No handshake starts after `until`
+    (a time.time() value), if given. Returns one entry per token, in order: the
+    open socket, or None where it failed or never started; appends the time.time()
+    at which each hello arrived to `opened_at`, if given.
+    """
+    limit = asyncio.Semaphore(in_flight)
+
+    async def one(token: str) -> Any:
+        async with limit:
+            if until is not None and time.time() > until:
+                return None
+            try:
+                socket = await connect(
+                    ws_url,
+                    additional_headers={"Authorization": f"Bearer {token}"},
+                    open_timeout=30,
+                    ping_interval=None,
+                    max_queue=None,
+                )
+            except Exception:
+                return None
+            try:
+                hello = json.loads(await asyncio.wait_for(socket.recv(), 30))
+                assert hello["type"] == "hello", hello
+            except Exception:
+                await socket.close()
+                return None
+            if opened_at is not None:
+                opened_at.append(time.time())
+            return socket
+
+    return list(await asyncio.gather(*(one(token) for token in tokens)))

@@ -60,6 +60,17 @@ class JobsConsumer(AsyncWebsocketConsumer):
                     await self._release()
             raise
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch first runs close_old_connections on its one
+        # database thread, a thread hop per message. A job event only forwards
+        # a finished frame, so it skips that: with hundreds of sockets it was
+        # the bottleneck of fan-out (docs/benchmarks.md). Every ORM call here
+        # goes through database_sync_to_async, which closes old connections itself.
+        if message["type"] == "job.event":
+            await self.job_event(message)
+            return
+        await super().dispatch(message)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:

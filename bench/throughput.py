@@ -1,0 +1,340 @@
+"""Benchmark 6: throughput of demo.countdown jobs submitted over WebSocket, end to end.
+
+    .venv/bin/python -m bench.throughput [--clients 50] [--seconds 20] [--floor-seconds 10]
+
+A private Redis and SQLite database, Daphne and a real Celery worker (core.stack's
+command lines; concurrency 2, as `manage.py runstack` starts it). 50 clients
+(asyncio + websockets, in this process), one token socket and one user each,
+submit `demo.countdown` jobs with 10 steps and interval_ms 0; each client waits
+for its job's final event (job.succeeded / failed / cancelled) before it submits
+the next. RATE_LIMIT_SUBMITS_PER_MINUTE is raised to 100,000 for this private
+stack only, so the per-user submit limit (30 a minute) does not cap the rate;
+every other limit keeps its default.
+
+After a 2 s warm-up, for --seconds: jobs per second whose final event arrived
+in the window, and submit -> final event latency (client clock) of the jobs
+submitted in it. The worker's share: each job's run time (Job.started_at ->
+finished_at, stored by the worker) against its end to end time, and the sum of
+run times over (window x worker concurrency), i.e. how busy the worker's slots
+were. Each job's time split in four phases by the Job row's timestamps and the
+client's wall clock (one machine, one clock): submit -> created_at (Daphne:
+throttle, validation, the insert), created_at -> started_at (job.queued,
+broker, worker pick-up, claim), started_at -> finished_at (the run), and
+finished_at -> final event at the client (publish and delivery). CPU time per
+job of each process (/proc utime + stime over the window: the worker and its
+pool children, Daphne, Redis, this client process) shows where the 2 cores go.
+
+Baseline, in the same run, the floor any Celery-based service has here: the raw
+Celery round trip at the same 50-way concurrency. A minimal Celery app in this
+module (same broker, a worker with the same command line and concurrency, not
+Django) runs a task that only pushes a reply onto a Redis list; 50 client
+threads each `apply_async` it and BLPOP the reply, again and again, for
+--floor-seconds. No result backend: the reply list is the cheapest way back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+from websockets.asyncio.client import connect
+
+from bench.harness import Row, Stack, cpu_seconds, descendants, make_user, ms, parser, percentile, private_stack, report
+from core import stack
+
+CONCURRENCY = 2  # the worker's, as `manage.py runstack` starts it
+WARMUP = 2.0  # seconds before the window opens
+FINAL = {"job.succeeded", "job.failed", "job.cancelled"}
+PARAMS = {"steps": 10, "interval_ms": 0}
+
+# --- the floor: a bare Celery app (its worker: `celery -A bench.throughput:floor_app worker`) ---
+
+floor_app = Celery("bench_floor", set_as_current=False)
+floor_app.conf.update(
+    # The floor worker inherits the private stack's REDIS_URL; the benchmark sets it before sending.
+    broker_url=os.environ.get("REDIS_URL"),
+    broker_connection_retry_on_startup=True,
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,  # as the service's settings
+    worker_prefetch_multiplier=1,
+    worker_hijack_root_logger=False,
+)
+
+
+@functools.cache
+def _replies() -> redis.Redis:
+    return redis.Redis.from_url(floor_app.conf.broker_url)
+
+
+@floor_app.task(name="bench.floor.reply")
+def floor_reply(key: str) -> None:
+    """The whole job of the floor task: tell the client it ran."""
+    _replies().rpush(key, b"1")
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+@dataclass
+class Done:
+    submitted: float  # time.monotonic()
+    finished: float
+    job_id: str = ""
+    wall: tuple[float, float] = (0.0, 0.0)  # time.time() at submit and at the final event, to set beside the Job row
+
+
+@dataclass
+class Measured:
+    window: float  # seconds
+    done: int  # jobs (or round trips) that ended in the window
+    latencies: list[float]  # seconds, submit -> final, of those submitted in the window
+    errors: int
+    cpu: dict[str, float]  # process -> CPU seconds over the window
+    # Seconds, of each job counted: submit -> row created (Daphne), -> started_at (queue, broker,
+    # worker pick-up), -> finished_at (the worker's run), -> final event at the client.
+    phases: list[tuple[float, float, float, float]] = field(default_factory=list)
+
+    @property
+    def run_times(self) -> list[float]:
+        return [phase[2] for phase in self.phases]
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.window
+
+
+class Window:
+    """The measuring window, opened after the warm-up, shared by every client."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.opens = time.monotonic() + WARMUP
+        self.closes = self.opens + seconds
+
+    def measured(self, done: list[Done], errors: int, cpu: dict[str, float]) -> Measured:
+        counted = sum(1 for d in done if self.opens <= d.finished <= self.closes)
+        latencies = [d.finished - d.submitted for d in done if d.submitted >= self.opens]
+        return Measured(self.seconds, counted, latencies, errors, cpu)
+
+
+def cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+
+
+def redis_pids() -> list[int]:
+    """This process's private redis-server (a child of it)."""
+    for pid in descendants(os.getpid()):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "redis-server":
+                return [pid]
+        except OSError:
+            continue
+    return []
+
+
+def sample_cpu(pids: dict[str, list[int]], window: Window, into: dict[str, float]) -> None:
+    """At the window's opening and closing, read each process's CPU time (run in a thread)."""
+    time.sleep(max(0.0, window.opens - time.monotonic()))
+    before = cpu_of(pids)
+    time.sleep(max(0.0, window.closes - time.monotonic()))
+    into.update({name: value - before[name] for name, value in cpu_of(pids).items()})
+
+
+def start_worker(bench_stack: Stack, name: str, app: Celery, app_path: str) -> subprocess.Popen[bytes]:
+    """A Celery worker with core.stack's command line for `app_path`, once it answers a ping."""
+    command = stack.worker_command(name, CONCURRENCY, loglevel="WARNING")
+    command[command.index("-A") + 1] = app_path
+    with open(bench_stack.directory / f"{name}.log", "ab") as log:
+        process = subprocess.Popen(command, env=bench_stack.env, stdout=log, stderr=subprocess.STDOUT)
+    bench_stack.processes.append(process)
+    stack.wait_until(lambda: bool(app.control.ping(timeout=0.5)), name, timeout=60, process=process)
+    return process
+
+
+# --- ours: WebSocket clients ----------------------------------------------------------------
+
+
+async def submitter(ws_url: str, token: str, window: Window, done: list[Done]) -> int:
+    """One client: submit, wait for the final event, repeat until the window closes. Returns its errors."""
+    errors = 0
+    headers = {"Authorization": f"Bearer {token}"}
+    async with connect(ws_url, additional_headers=headers, open_timeout=30, max_queue=None) as socket:
+        await asyncio.wait_for(socket.recv(), 30)  # hello
+        while time.monotonic() < window.closes:
+            request_id = uuid.uuid4().hex
+            submitted, submitted_wall = time.monotonic(), time.time()
+            submit = {"type": "job.submit", "request_id": request_id, "kind": "demo.countdown", "params": PARAMS}
+            await socket.send(json.dumps(submit))
+            job_id = await wait_final(socket, request_id)
+            if job_id is None:
+                errors += 1
+                await asyncio.sleep(1)
+            else:
+                done.append(Done(submitted, time.monotonic(), job_id, (submitted_wall, time.time())))
+    return errors
+
+
+async def wait_final(socket: Any, request_id: str) -> str | None:
+    """The job's id once its final event arrived; None if the server answered an error."""
+    job_id: str | None = None
+    finished: set[str] = set()  # a job's final event may overtake job.accepted
+    while job_id is None or job_id not in finished:
+        message = json.loads(await asyncio.wait_for(socket.recv(), 60))
+        kind = message["type"]
+        if kind == "job.accepted" and message["request_id"] == request_id:
+            job_id = message["job"]["id"]
+        elif kind in FINAL:
+            finished.add(message["job"]["id"])
+        elif kind == "error":
+            return None
+    return job_id
+
+
+async def drive(ws_url: str, tokens: list[str], window: Window) -> tuple[list[Done], int]:
+    done: list[Done] = []
+    errors = await asyncio.gather(*(submitter(ws_url, token, window, done) for token in tokens))
+    return done, sum(errors)
+
+
+def ours(bench_stack: Stack, clients: int, seconds: float) -> Measured:
+    # Only once private_stack has set up Django (and the floor worker, which imports this module, never does).
+    from celery_app import app
+    from tasks.models import Job
+
+    tokens = [make_user(f"client{i}")[1] for i in range(clients)]
+    ws_url = bench_stack.start_daphne()
+    assert bench_stack.daphne is not None
+    worker = start_worker(bench_stack, "bench-worker", app, "celery_app")
+    pids = {
+        "worker": [worker.pid, *descendants(worker.pid)],
+        "Daphne": [bench_stack.daphne.pid],
+        "Redis": redis_pids(),
+        "clients": [os.getpid()],
+    }
+    window = Window(seconds)
+    cpu: dict[str, float] = {}
+    sampler = threading.Thread(target=sample_cpu, args=(pids, window, cpu))
+    sampler.start()
+    done, errors = asyncio.run(drive(ws_url, tokens, window))
+    sampler.join()
+    measured = window.measured(done, errors, cpu)
+    counted = {d.job_id: d.wall for d in done if window.opens <= d.finished <= window.closes}
+    jobs = Job.objects.filter(pk__in=counted).values_list("id", "created_at", "started_at", "finished_at")
+    for job_id, created, started, finished in jobs:
+        if started is None or finished is None:
+            continue
+        submitted, final = counted[str(job_id)]
+        times = (submitted, created.timestamp(), started.timestamp(), finished.timestamp(), final)
+        measured.phases.append((times[1] - times[0], times[2] - times[1], times[3] - times[2], times[4] - times[3]))
+    bench_stack.stop(worker)
+    bench_stack.stop_daphne()
+    return measured
+
+
+# --- the floor: raw Celery round trips --------------------------------------------------------
+
+
+def floor(bench_stack: Stack, clients: int, seconds: float) -> Measured:
+    """`clients` threads, each: apply_async the reply task, BLPOP its reply, again."""
+    floor_app.conf.update(broker_url=bench_stack.redis_url)
+    worker = start_worker(bench_stack, "bench-floor", floor_app, "bench.throughput:floor_app")
+    pids = {"worker": [worker.pid, *descendants(worker.pid)], "Redis": redis_pids(), "clients": [os.getpid()]}
+    window = Window(seconds)
+    cpu: dict[str, float] = {}
+    done: list[Done] = []
+    errors: list[int] = []
+
+    def loop() -> None:
+        client = redis.Redis.from_url(bench_stack.redis_url)
+        key = f"bench:floor:{uuid.uuid4().hex}"
+        while time.monotonic() < window.closes:
+            submitted = time.monotonic()
+            floor_reply.apply_async(args=(key,))
+            if client.blpop([key], timeout=30) is None:
+                errors.append(1)
+            else:
+                done.append(Done(submitted, time.monotonic()))
+        client.close()
+
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    threads.append(threading.Thread(target=sample_cpu, args=(pids, window, cpu)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bench_stack.stop(worker)
+    return window.measured(done, len(errors), cpu)
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def rows(name: str, base: Measured, mine: Measured) -> list[Row]:
+    def per_job(measured: Measured) -> str:
+        names = ("worker", "Daphne", "Redis", "clients")
+        return " / ".join(
+            f"{measured.cpu[n] / max(measured.done, 1) * 1000:.1f}" if n in measured.cpu else "-" for n in names
+        )
+
+    def phases(measured: Measured) -> str:
+        medians = (percentile([phase[i] for phase in measured.phases], 0.5) for i in range(4))
+        return " / ".join(f"{median * 1000:.1f}" for median in medians)
+
+    def cores(measured: Measured) -> str:
+        return f"{sum(measured.cpu.values()) / measured.window:.2f}"
+
+    run50 = percentile(mine.run_times, 0.5)
+    e2e50, e2e99 = percentile(mine.latencies, 0.5), percentile(mine.latencies, 0.99)
+    busy = sum(mine.run_times) / (mine.window * CONCURRENCY)
+    return [
+        Row(name, "jobs/s end to end (baseline: Celery round trips/s)", f"{base.rate:.1f}", f"{mine.rate:.1f}"),
+        Row(name, "submit -> final event p50", ms(percentile(base.latencies, 0.5)), ms(e2e50)),
+        Row(name, "submit -> final event p99", ms(percentile(base.latencies, 0.99)), ms(e2e99)),
+        Row(name, "worker run time per job p50 (started_at -> finished_at)", "-", ms(run50)),
+        Row(name, "worker's share of end to end (p50 run time / p50 submit -> final)", "-", f"{run50 / e2e50:.1%}"),
+        Row(name, "p50 of each phase (see the docstring), ms", "-", phases(mine)),
+        Row(name, f"worker slots busy (run time / (window x {CONCURRENCY}))", "-", f"{busy:.0%}"),
+        Row(name, "CPU ms per job: worker / Daphne / Redis / clients", per_job(base), per_job(mine)),
+        Row(name, "CPU used in the window (cores; the machine has 2)", cores(base), cores(mine)),
+        Row(
+            name,
+            "completed in window / errors",
+            f"{base.done} / {base.errors}",
+            f"{mine.done} / {mine.errors}",
+            "- / 0",
+            mine.errors == 0,
+        ),
+    ]
+
+
+def run(clients: int, seconds: float, floor_seconds: float) -> list[Row]:
+    with private_stack({"RATE_LIMIT_SUBMITS_PER_MINUTE": "100000"}) as bench_stack:
+        mine = ours(bench_stack, clients, seconds)
+        base = floor(bench_stack, clients, floor_seconds)
+    return rows(f"6 throughput, demo.countdown (10 steps), {clients} clients", base, mine)
+
+
+def main() -> None:
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--clients", type=int, default=50)
+    args_parser.add_argument("--seconds", type=float, default=20, help="measuring window for ours")
+    args_parser.add_argument("--floor-seconds", type=float, default=10, help="measuring window for the baseline")
+    args = args_parser.parse_args()
+    report(run(args.clients, args.seconds, args.floor_seconds), args.json)
+
+
+if __name__ == "__main__":
+    main()
