@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.publish_cost [--events 2000]
 
 From a plain thread, as a Celery task runs, N pre-serialised job.progress frames
-are published to a group with one member channel on a private Redis channel
-layer (channels_redis core, the service's settings):
+are published to a group with one member on a private Redis channel layer (the
+service's settings, CHANNEL_LAYER: on `pubsub` the member is a plain Redis
+subscriber to the group's channel, since that layer's channels live in one event
+loop; on `core` a channel added to the group):
 
 * baseline: `async_to_sync(layer.group_send)(group, message)` per event, as the
   Channels docs show;
@@ -54,15 +56,21 @@ def in_thread(work: Callable[[], Timing]) -> Timing:
 
 def run(events: int) -> list[Row]:
     # A large capacity keeps the one member channel from dropping messages mid-run.
-    with private_stack({"CHANNELS_CAPACITY": str(10 * (events + WARMUP))}):
+    with private_stack({"CHANNELS_CAPACITY": str(10 * (events + WARMUP))}) as bench_stack:
+        import redis
         from asgiref.sync import async_to_sync
         from channels.layers import get_channel_layer
+        from django.conf import settings
 
         from notifications.publish import EVENT_TYPE, publisher
 
         layer = get_channel_layer()
-        channel = async_to_sync(layer.new_channel)()
-        async_to_sync(layer.group_add)(GROUP, channel)
+        if settings.CHANNEL_LAYER == "pubsub":
+            member = redis.Redis.from_url(bench_stack.redis_url).pubsub()
+            member.subscribe(f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}__group__{GROUP}")
+        else:
+            channel = async_to_sync(layer.new_channel)()
+            async_to_sync(layer.group_add)(GROUP, channel)
         texts = [frame(i, events) for i in range(events)]
 
         def naive() -> Timing:

@@ -146,8 +146,9 @@ def _channel_layer(kind: str, urls: list[str]) -> dict[str, Any]:
         "CONFIG": {
             "hosts": hosts,
             "prefix": prefix,
-            # What may queue for one socket before the layer drops new messages:
-            # a stuck client cannot grow Redis without bound.
+            # What may queue before the layer drops new messages, so a stuck
+            # client cannot grow Redis without bound. channels_redis counts it per
+            # Daphne process (one key holds a process's channels), not per socket.
             "capacity": env.get_int("CHANNELS_CAPACITY", 1000, minimum=10),
             "expiry": 60,
         },
