@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -61,15 +62,15 @@ class JobsConsumer(AsyncWebsocketConsumer):
             raise
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels' dispatch first runs close_old_connections on its one
-        # database thread, a thread hop per message. A job event only forwards
-        # a finished frame, so it skips that: with hundreds of sockets it was
-        # the bottleneck of fan-out (docs/benchmarks.md). Every ORM call here
-        # goes through database_sync_to_async, which closes old connections itself.
-        if message["type"] == "job.event":
-            await self.job_event(message)
-            return
-        await super().dispatch(message)
+        # Channels' dispatch runs close_old_connections on its one database
+        # thread before every handler: a thread hop per message, which made it
+        # the bottleneck of fan-out (docs/benchmarks.md). This consumer touches
+        # the ORM only through database_sync_to_async, which closes stale
+        # connections itself on that thread, so the hop buys nothing here.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")

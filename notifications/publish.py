@@ -172,22 +172,25 @@ class Publisher:
                     await layer.group_send(group, message)
                 self.sent += 1
                 metrics.event_published(time.perf_counter() - started)
-                if self._owed:
-                    await self._send_resyncs(layer)
             except Exception as exc:
                 self._drop(f"{type(exc).__name__}: {exc}", group)
+            else:
+                if self._owed:
+                    await self._send_resyncs(layer)
             finally:
                 queue.task_done()
 
     async def _send_resyncs(self, layer: Any) -> None:
-        """Sends work again: tell every group that lost an event to resync (a failure keeps it owed)."""
-        timeout = settings.PUBLISH_TIMEOUT
+        """Sends work again: tell every group that lost an event to resync; on a failure they stay owed."""
         groups = [EVERYONE] if len(self._owed) > MAX_RESYNC_GROUPS else sorted(self._owed)
-        for group in groups:
-            async with asyncio.timeout(timeout):
-                await layer.group_send(group, {"type": RESYNC_TYPE})
-            self._owed.discard(group)
-        self._owed.clear()  # also when everyone was told
+        try:
+            for group in groups:
+                async with asyncio.timeout(settings.PUBLISH_TIMEOUT):
+                    await layer.group_send(group, {"type": RESYNC_TYPE})
+                self._owed.discard(group)
+        except Exception:
+            return  # tried again after the next send that works
+        self._owed.clear()  # also when everyone was told at once
         logger.info("publisher: %s group(s) told to resync after dropped events", len(groups))
 
     def _drop(self, reason: str, group: str | None = None) -> None:

@@ -85,17 +85,11 @@ class ProgressReporter:
         with self._lock:
             if self._closed or self.cancelled:
                 return
+            # Back to the leading edge first, then send whatever was reported in the
+            # interval (also a report that stored its values but read _hot before this).
+            self._hot = True
             if self._pending is not None:
                 self._flush()
-                return
-            self._hot = True
-            # A report may have stored its values after the check above but read
-            # _hot before it was set: send that one now rather than hold it.
-            if self._pending_now() is not None:
-                self._flush()
-
-    def _pending_now(self) -> _Values | None:
-        return self._pending
 
     def close(self) -> dict[str, Any] | None:
         """Stop the trailing flush; the last reported progress, for the final transition."""

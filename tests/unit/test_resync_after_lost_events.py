@@ -59,6 +59,38 @@ def test_groups_that_lost_events_are_told_to_resync_once_sends_work_again(monkey
     publisher.reset()
 
 
+class _ResyncRefusingLayer(_FlakyLayer):
+    """Up, but refuses resync messages while `refuse_resyncs`."""
+
+    refuse_resyncs = True
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        if message["type"] == RESYNC_TYPE and self.refuse_resyncs:
+            raise ConnectionError("Redis went away again")
+        await super().group_send(group, message)
+
+
+def test_a_resync_that_fails_stays_owed_and_costs_the_event_that_went_out_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    layer = _ResyncRefusingLayer()
+    monkeypatch.setattr("notifications.publish.get_channel_layer", lambda: layer)
+    publisher = Publisher()
+    publisher.send("user.1", '{"lost":1}')
+    assert publisher.flush(timeout=5)
+    layer.down = False
+    publisher.send("user.2", '{"after":1}')
+    assert publisher.flush(timeout=5)
+    assert (publisher.sent, publisher.dropped) == (1, 1)  # the resync failed, the event did not
+    assert layer.delivered == [("user.2", {"type": EVENT_TYPE, "text": '{"after":1}'})]
+
+    layer.refuse_resyncs = False
+    publisher.send("user.2", '{"after":2}')
+    assert publisher.flush(timeout=5)
+    assert layer.delivered[-1] == ("user.1", {"type": RESYNC_TYPE})  # still owed, told now
+    publisher.reset()
+
+
 async def test_a_socket_told_to_resync_closes_with_4012(user: User) -> None:
     communicator = WebsocketCommunicator(JobsConsumer.as_asgi(), "/ws/jobs/")
     communicator.scope["user"] = user
