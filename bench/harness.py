@@ -284,14 +284,6 @@ def load_rows(path: Path) -> list[Row]:
 # --- measuring processes and opening client sockets, for the benchmarks that need them -----------
 
 
-def rss_kib(pid: int) -> int:
-    """A process's resident memory (VmRSS) in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads) so far; 0 once it is gone."""
     try:
@@ -300,25 +292,6 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     # After the command name: state is field 3 of stat(5), utime and stime fields 14 and 15.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def descendants(pid: int) -> list[int]:
-    """The process ids of a process's children, their children, and so on (a Celery pool, say)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
 
 
 async def open_sockets(

@@ -60,8 +60,8 @@ from bench.harness import (
     parser,
     private_stack,
     report,
-    rss_kib,
 )
+from core import stack
 
 PER_USER = 20  # RATE_LIMIT_CONNECTIONS_PER_USER's default
 IN_FLIGHT = 50  # handshakes in flight, over all client processes
@@ -166,10 +166,10 @@ def measure(
     try:
         open_from([warm], ws_url, [warm_token], 1, budget)
         time.sleep(1)
-        before = rss_kib(pid)
+        before = stack.rss_kib(pid)
         reports = open_from(clients, ws_url, tokens, max(1, IN_FLIGHT // processes), budget)
         time.sleep(2)  # idle: let the server settle
-        after = rss_kib(pid)
+        after = stack.rss_kib(pid)
     finally:
         bench_stack.stop_daphne()  # first, so the clients' sockets need no closing handshakes
         for talker in [warm, *clients]:

@@ -175,3 +175,43 @@ def stop(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 15) -> N
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# --- processes, as /proc shows them (tests and benchmarks watch workers and Daphne) ----------
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory (VmRSS) in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is `pid` (the prefork pool of a Celery worker)."""
+    return _children_by_parent().get(pid, [])
+
+
+def descendants(pid: int) -> list[int]:
+    """The process ids of a process's children, their children, and so on."""
+    by_parent = _children_by_parent()
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in by_parent.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found

@@ -71,7 +71,7 @@ class FaultStack:
         worker.wait()
 
     def pool_processes(self, worker: subprocess.Popen[bytes]) -> list[int]:
-        return children(worker.pid)
+        return stack.children(worker.pid)
 
     def worker_answers(self, name: str) -> bool:
         app = Celery(broker=self.redis_url)
@@ -121,20 +121,6 @@ class FaultStack:
             if worker.poll() is None:
                 os.killpg(worker.pid, signal.SIGTERM)
         stack.stop([*self.workers, *self.others, *([self.redis] if self.redis else [])])
-
-
-def children(pid: int) -> list[int]:
-    """The pids whose parent is `pid` (the prefork pool of a Celery worker)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_bytes()
-            except OSError:
-                continue
-            if int(stat.rsplit(b")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(scope="package")
