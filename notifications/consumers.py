@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import uuid
 from collections import deque
@@ -18,9 +17,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from accounts import credentials
+from accounts.credentials import Credential
 from core import metrics
-from notifications import inbox, notices, protocol, throttle, watch
+from notifications import inbox, notices, protocol, recheck, throttle, watch
 from notifications.groups import EVERYONE, auth_group, user_group
 from notifications.protocol import (
     Cancel,
@@ -46,7 +45,6 @@ class JobsConsumer(AsyncWebsocketConsumer):
     user: User
     counted = False
     released = False
-    recheck: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -99,7 +97,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
         await self.accept()
         await self.send(text_data=await self._hello())
         watch.register(self)
-        self.recheck = asyncio.create_task(self._recheck_credentials())
+        recheck.register(self)
         via = "token" if self.scope.get("auth_token_id") else "session"
         logger.info("socket opened: user=%s via %s", user.pk, via, extra={"event": "socket.opened", "user_id": user.pk})
 
@@ -114,8 +112,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
             return
         self.released = True
         watch.unregister(self)
-        if self.recheck is not None:
-            self.recheck.cancel()
+        recheck.unregister(self)
         if self.group is not None:
             metrics.connection_closed()
             await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -254,8 +251,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=protocol.dumps(frame))
 
     async def _hello(self) -> str:
-        jobs = await database_sync_to_async(_snapshot)(self.user)
-        extension = await database_sync_to_async(_notification_hello)(self.user)
+        jobs, extension = await database_sync_to_async(_hello_data)(self.user)
         user = {"id": self.user.pk, "username": self.user.get_username()}
         hello = {
             "type": "hello",
@@ -280,22 +276,13 @@ class JobsConsumer(AsyncWebsocketConsumer):
         metrics.rate_limited()
         await self._error("rate_limited", text, request_id, {"retry_after": retry_after})
 
-    async def _recheck_credentials(self) -> None:
-        """Every few seconds: is the session or token still good? If not, close with 4403."""
-        token_id = self.scope.get("auth_token_id")
-        while True:
-            await asyncio.sleep(settings.AUTH_RECHECK_SECONDS * random.uniform(0.8, 1.2))  # noqa: S311
-            try:
-                valid = await database_sync_to_async(credentials.still_valid)(
-                    self.user.pk, self._session_key(), token_id
-                )
-            except Exception:
-                logger.exception("credential re-check failed; will try again")
-                continue
-            if not valid:
-                await self.close(code=protocol.CLOSE_FORBIDDEN)
-                return
-            await throttle.refresh_connection(self.user.pk, self.channel_name)
+    def credential(self) -> Credential:
+        """What this socket rode in on, for notifications.recheck."""
+        return Credential(self.user.pk, self._session_key(), self.scope.get("auth_token_id"))
+
+    async def forbid(self) -> None:
+        """The credential ended: close with 4403, so the client asks its user to log in again."""
+        await self.close(code=protocol.CLOSE_FORBIDDEN)
 
     def _session_key(self) -> str | None:
         session = self.scope.get("session")
@@ -310,6 +297,11 @@ class JobsConsumer(AsyncWebsocketConsumer):
 def _submit(user: User, message: Submit) -> dict[str, Any]:
     job, _ = services.submit(user, message.request_id, message.kind, message.params)
     return protocol.job_payload(job)
+
+
+def _hello_data(user: User) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The job snapshot and the notification extension of hello, in one trip to the database thread."""
+    return _snapshot(user), _notification_hello(user)
 
 
 def _snapshot(user: User) -> list[dict[str, Any]]:

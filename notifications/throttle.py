@@ -4,7 +4,7 @@ Rates use the `limits` library: submissions with Redis storage, so the limit
 holds across every Daphne process; messages per connection in memory, since a
 connection lives in one process. Open connections are a count, not a rate,
 which `limits` does not model: they are a Redis sorted set per user (member:
-channel name, score: last seen), refreshed by each connection's periodic
+channel name, score: last seen), refreshed by each process's periodic
 re-check, so a process that died without cleaning up stops counting after
 CONNECTION_STALE_SECONDS.
 
@@ -91,6 +91,10 @@ async def forget_connection_messages(channel_name: str) -> None:
     await _limiters().local.clear(messages_per_second(), f"message:{channel_name}")
 
 
+def _key_ttl() -> int:
+    return int(settings.CONNECTION_STALE_SECONDS) + 60
+
+
 def _connections_key(user_id: int) -> str:
     return f"{KEY_PREFIX}:connections:{user_id}"
 
@@ -103,7 +107,7 @@ async def open_connection(user_id: int, channel_name: str) -> bool:
             pipe.zremrangebyscore(key, 0, now - settings.CONNECTION_STALE_SECONDS)
             pipe.zadd(key, {channel_name: now})
             pipe.zcard(key)
-            pipe.expire(key, int(settings.CONNECTION_STALE_SECONDS) + 60)
+            pipe.expire(key, _key_ttl())
             _, _, count, _ = await pipe.execute()
     except Exception as exc:
         logger.warning("connection count failed, allowing: %s", exc)
@@ -114,9 +118,18 @@ async def open_connection(user_id: int, channel_name: str) -> bool:
     return True
 
 
-async def refresh_connection(user_id: int, channel_name: str) -> None:
+async def refresh_connections(channels_by_user: dict[int, list[str]]) -> None:
+    """Mark these connections as still open, in one round trip; they count for CONNECTION_STALE_SECONDS more."""
+    now = time.time()
     try:
-        await _limiters().redis.zadd(_connections_key(user_id), {channel_name: time.time()}, xx=True)
+        async with _limiters().redis.pipeline(transaction=False) as pipe:
+            for user_id, channel_names in channels_by_user.items():
+                if channel_names:
+                    key = _connections_key(user_id)
+                    pipe.zadd(key, dict.fromkeys(channel_names, now), xx=True)
+                    # Or a user whose sockets all opened long ago would lose the key, and count zero.
+                    pipe.expire(key, _key_ttl())
+            await pipe.execute()
     except Exception as exc:
         logger.warning("connection refresh failed: %s", exc)
 
