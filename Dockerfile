@@ -24,8 +24,8 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 
 # Whitenoise's CompressedManifestStaticFilesStorage needs the manifest at run
-# time. The dummy SECRET_KEY/ALLOWED_HOSTS exist only for this RUN line.
-RUN SECRET_KEY=build ALLOWED_HOSTS=localhost python manage.py collectstatic --noinput \
+# time. The dummy SECRET_KEY/ALLOWED_HOSTS/EMAIL_URL exist only for this RUN line.
+RUN SECRET_KEY=build ALLOWED_HOSTS=localhost EMAIL_URL=consolemail:// python manage.py collectstatic --noinput \
  && mkdir -p /app/var/media /app/var/prometheus \
  && chown -R app:app /app/var
 

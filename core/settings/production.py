@@ -1,4 +1,4 @@
-"""Production: secrets and hosts have no defaults, DEBUG is refused, cookies are secure."""
+"""Production: secrets, hosts and the mail server have no defaults, DEBUG is refused, cookies are secure."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ if not ALLOWED_HOSTS:
 if env.get_bool("DEBUG", False):
     raise ImproperlyConfigured("DEBUG=true is refused in production settings.")
 DEBUG = False
+# No default mail server: base's filemail:// would keep every message in a directory on this
+# server and tell nobody. consolemail:// or filemail:///path remain for whoever sets them.
+if env.get_str("EMAIL_URL", "") == "":
+    raise ImproperlyConfigured(
+        "EMAIL_URL must be set in the environment (smtp://host:25, smtp+tls://user:password@host:587, ...): "
+        "production settings have no default mail server."
+    )
 
 SESSION_COOKIE_SECURE = env.get_bool("SESSION_COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env.get_bool("CSRF_COOKIE_SECURE", True)

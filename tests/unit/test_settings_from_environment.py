@@ -117,7 +117,7 @@ def test_a_bad_channel_layer_setting_stops_the_settings_naming_the_variable(
 
 
 def _django_check(settings_module: str, *args: str, **environment: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}}
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "EMAIL_URL"}}
     clean.update(environment, DJANGO_SETTINGS_MODULE=settings_module)
     command = [sys.executable, "manage.py", "check", *args]
     return subprocess.run(command, env=clean, capture_output=True, text=True, timeout=60, check=False)
@@ -129,13 +129,25 @@ def test_the_service_refuses_to_start_with_a_bad_value() -> None:
     assert "REDIS_URL" in result.stderr
 
 
+PRODUCTION = {"SECRET_KEY": "s3cret", "ALLOWED_HOSTS": "jobs.example", "EMAIL_URL": "smtp://mail.example:25"}
+
+
 def test_production_requires_a_secret_key_and_refuses_debug() -> None:
-    missing = _django_check("core.settings.production", ALLOWED_HOSTS="jobs.example")
+    missing = _django_check("core.settings.production", ALLOWED_HOSTS="jobs.example", EMAIL_URL="smtp://mail.example")
     assert missing.returncode != 0 and "SECRET_KEY" in missing.stderr
-    debug = _django_check("core.settings.production", SECRET_KEY="s3cret", ALLOWED_HOSTS="jobs.example", DEBUG="true")
+    debug = _django_check("core.settings.production", **PRODUCTION, DEBUG="true")
     assert debug.returncode != 0 and "DEBUG" in debug.stderr
-    fine = _django_check("core.settings.production", SECRET_KEY="s3cret", ALLOWED_HOSTS="jobs.example")
+    fine = _django_check("core.settings.production", **PRODUCTION)
     assert fine.returncode == 0, fine.stderr
+
+
+@pytest.mark.parametrize("environment", [{}, {"EMAIL_URL": ""}, {"EMAIL_URL": "  "}], ids=["unset", "empty", "blank"])
+def test_production_refuses_to_start_without_an_email_url(environment: dict[str, str]) -> None:
+    """Else it would inherit the local default, filemail://, and quietly send nothing."""
+    result = _django_check("core.settings.production", SECRET_KEY="s3cret", ALLOWED_HOSTS="jobs.example", **environment)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured: EMAIL_URL must be set"), result.stderr
 
 
 def test_production_settings_pass_djangos_deployment_checks() -> None:
@@ -147,5 +159,6 @@ def test_production_settings_pass_djangos_deployment_checks() -> None:
         "WARNING",
         SECRET_KEY=secret,
         ALLOWED_HOSTS="jobs.example",
+        EMAIL_URL="smtp+tls://jobs:password@mail.example:587",
     )
     assert result.returncode == 0, result.stdout + result.stderr
