@@ -43,6 +43,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
     group: str | None = None
     audience: tuple[str, ...] = ()  # the notice groups joined: everyone and the user's auth groups
     user: User
+    strikes: deque[float] | None = None  # times of recent rate_limited answers; made on the first (memory per socket)
     counted = False
     released = False
 
@@ -79,7 +80,6 @@ class JobsConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
             return
         self.user = user
-        self.strikes: deque[float] = deque()
         if not await throttle.open_connection(user.pk, self.channel_name):
             await self.accept()
             metrics.rate_limited()
@@ -103,7 +103,12 @@ class JobsConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         user_id = getattr(self.scope.get("user"), "pk", None)
-        logger.info("socket closed: user=%s code=%s", user_id, code, extra={"event": "socket.closed", "code": code})
+        logger.info(
+            "socket closed: user=%s code=%s",
+            user_id,
+            code,
+            extra={"event": "socket.closed", "user_id": user_id, "code": code},
+        )
         await self._release()
 
     async def _release(self) -> None:
@@ -146,9 +151,23 @@ class JobsConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["text"])
 
     async def notice_broadcast(self, event: dict[str, Any]) -> None:
-        """A notice to a group this socket joined: the notice, then this user's notification of it."""
+        """A notice to a group this socket joined: the notice, then this user's notification of it.
+
+        Only if the notice addressed this user when it was sent, which is when their
+        notification of it was made (notifications.notices). Sockets join their auth
+        groups when they connect, so a user removed from a group since is still in
+        its channel group: without a notification, they are sent nothing.
+        """
+        try:
+            created = await database_sync_to_async(inbox.created_for_notice)(self.user.pk, event["notice_id"])
+        except Exception:
+            # Whether it addressed this user is unknown: show nothing (the next hello will, if so).
+            logger.exception("user %s: could not check notice %s", self.user.pk, event["notice_id"])
+            return
+        if created is None:
+            return
         await self.send(text_data=event["text"])
-        await self._send_counted(inbox.created_for_notice, self.user.pk, event["notice_id"])
+        await self.send(text_data=protocol.dumps(created))
 
     async def notification_created(self, event: dict[str, Any]) -> None:
         await self._send_counted(inbox.created_frame, self.user.pk, event["notification"])
@@ -187,9 +206,14 @@ class JobsConsumer(AsyncWebsocketConsumer):
         except ServiceError as exc:
             await self._error(exc.code, exc.message, request_id, exc.details)
         except Exception:
-            # The client gets an id to quote, never the exception; the log has both.
+            # The client gets an id to quote, never the exception; the log has both,
+            # and the request_id the client knows its message by.
             error_id = uuid.uuid4().hex[:12]
-            logger.exception("error %s handling %s for user %s", error_id, message.type, self.user.pk)
+            context = {"event": "socket.error", "error_id": error_id, "request_id": request_id, "user_id": self.user.pk}
+            quoted = f" (request_id {request_id!r})" if request_id is not None else ""
+            logger.exception(
+                "error %s%s handling %s for user %s", error_id, quoted, message.type, self.user.pk, extra=context
+            )
             message_text = f"The server failed to handle this message (error {error_id})."
             await self._error("internal", message_text, request_id, {"error_id": error_id})
 
@@ -266,6 +290,8 @@ class JobsConsumer(AsyncWebsocketConsumer):
     async def _rate_limited(self, text: str, retry_after: float, request_id: str | None = None) -> None:
         """Answer rate_limited; a connection that keeps going after repeated warnings is closed (4008)."""
         now = time.monotonic()
+        if self.strikes is None:
+            self.strikes = deque()
         self.strikes.append(now)
         while self.strikes and self.strikes[0] < now - 60:
             self.strikes.popleft()

@@ -101,10 +101,11 @@ def mark_all_read(user: User) -> None:
 
 
 def created_for_notice(user_id: int, notice_id: int) -> dict[str, Any] | None:
-    """The `notification.created` frame of a user's notification of a notice, with the unread count."""
+    """The `notification.created` frame of a user's notification of a notice, with the unread count;
+    None if the notice did not address the user when it was sent, and so must not be shown to them."""
     notification = Notification.objects.filter(user_id=user_id, notice_id=notice_id).first()
     if notification is None:
-        return None  # the user joined the group after the notice was sent
+        return None  # not in the notice's group when it was sent (left it, or joined later), or inactive
     return created_frame(user_id, protocol.notification_payload(notification))
 
 

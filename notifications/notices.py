@@ -13,7 +13,10 @@ stores anything:
 
 It then stores the notice and one unread notification per active addressed
 user (notifications.inbox), and, after the commit, publishes the notice on the
-audience's channel group (`everyone` or `authgroup.<id>`).
+audience's channel group (`everyone` or `authgroup.<id>`). That notification is
+the record of who was addressed: a socket shows the notice only to a user who
+has one (JobsConsumer.notice_broadcast), as its channel groups were joined at
+connect and may include a group its user has left since.
 """
 
 from __future__ import annotations

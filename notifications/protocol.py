@@ -8,6 +8,8 @@ the client receives.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -102,13 +104,15 @@ MESSAGES: dict[str, type[ClientMessage]] = {
 def parse(text: str) -> ClientMessage:
     """Parse one client frame, or raise ProtocolError with bad_json / bad_message / unknown_type."""
     try:
-        data = json.loads(text)
+        data, numbers_refused = _loads(text)
     except RecursionError:
         raise ProtocolError("bad_message", "The message is nested too deeply.") from None
     except ValueError:
         raise ProtocolError("bad_json", "The frame is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad_json", "The frame must be a JSON object.")
+    if numbers_refused:
+        raise ProtocolError("bad_message", NUMBER_REFUSED)
     kind = data.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("bad_message", "The message needs a string field 'type'.")
@@ -124,11 +128,54 @@ def parse(text: str) -> ClientMessage:
 def request_id_of(text: str) -> str | None:
     """The request_id of a frame that failed validation, if one can be read, to echo in the error."""
     try:
-        data = json.loads(text)
+        data, _ = _loads(text)
     except (ValueError, RecursionError):
         return None
     value = data.get("request_id") if isinstance(data, dict) else None
     return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
+
+# No client needs a number longer than this, and nothing in the service can use
+# NaN or infinity (without a check, 1e999 silently becomes inf).
+MAX_NUMBER_DIGITS = 100
+NUMBER_REFUSED = f"Numbers must be finite and have at most {MAX_NUMBER_DIGITS} digits."
+
+
+def _loads(text: str) -> tuple[Any, bool]:
+    """The JSON value of `text`, and whether a number in it was refused (replaced by null).
+
+    json.loads hands each number's literal to these hooks before converting it,
+    so a long one is refused by its length and never converted (int() of a long
+    digit string costs time quadratic in its length). Parsing goes on to the
+    end, so a frame that is not JSON at all is still told apart (bad_json).
+    """
+    refused = False
+
+    def number(literal: str, convert: Callable[[str], float]) -> float | None:
+        nonlocal refused
+        if not _too_long(literal):
+            value = convert(literal)
+            if not isinstance(value, float) or math.isfinite(value):
+                return value
+        refused = True
+        return None
+
+    def constant(literal: str) -> None:  # NaN, Infinity, -Infinity
+        nonlocal refused
+        refused = True
+
+    data = json.loads(
+        text,
+        parse_int=lambda literal: number(literal, int),
+        parse_float=lambda literal: number(literal, float),
+        parse_constant=constant,
+    )
+    return data, refused
+
+
+def _too_long(literal: str) -> bool:
+    # A literal no longer than the limit cannot hold more digits: most never get counted.
+    return len(literal) > MAX_NUMBER_DIGITS and sum(char.isdigit() for char in literal) > MAX_NUMBER_DIGITS
 
 
 def timestamp(value: datetime | None) -> str | None:

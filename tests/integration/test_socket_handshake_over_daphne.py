@@ -56,6 +56,25 @@ async def test_a_frame_over_64_kib_closes_with_4009_through_daphne(live_stack: L
     assert excinfo.value.rcvd.code == 4009
 
 
+async def test_a_frame_over_128_kib_is_dropped_by_daphne_before_the_application(
+    live_stack: LiveStack, user: User
+) -> None:
+    _, raw = await database_sync_to_async(tokens.create)(user, "script")
+    headers = {"Authorization": f"Bearer {raw}"}
+    async with connect(live_stack.ws_url, additional_headers=headers, max_size=None) as socket_:
+        await socket_.recv()  # hello
+        await socket_.send('{"type":"ping","pad":"' + "x" * (200 * 1024) + '"}')
+        with pytest.raises(ConnectionClosed) as excinfo:
+            await asyncio.wait_for(socket_.recv(), 10)
+    # Autobahn (--websocket-max-message-size) fails the connection itself: by default it
+    # drops TCP without a close frame, or it closes with 1009. Not 4009, which would mean
+    # the frame reached Python, nor 1011, an application crash.
+    closed = excinfo.value.rcvd
+    assert closed is None or closed.code == 1009, closed
+    async with connect(live_stack.ws_url, additional_headers=headers) as socket_:
+        assert json.loads(await socket_.recv())["type"] == "hello"  # the server is fine
+
+
 async def test_a_session_socket_from_an_allowed_origin_is_upgraded(live_stack: LiveStack, user: User) -> None:
     cookie = await asyncio.to_thread(login, live_stack.base_url, user.username, PASSWORD)
     headers = {"Cookie": cookie, "Origin": live_stack.base_url}

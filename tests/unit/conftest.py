@@ -37,14 +37,42 @@ class SentTasks(list[dict[str, Any]]):
     revoked: list[str]
 
 
+# Options of Celery's send_task that say how and when to deliver the task, not what it gets:
+# everything else passed to send_task reaches the broker (and Flower) as the task's input.
+DELIVERY_OPTIONS = frozenset(
+    {
+        "countdown", "eta", "expires", "queue", "routing_key", "exchange", "exchange_type", "priority",
+        "retries", "time_limit", "soft_time_limit", "ignore_result", "add_to_parent", "serializer",
+        "compression", "producer", "connection", "router", "result_cls", "publisher", "link", "link_error",
+        "route_name", "retry", "retry_policy", "reply_to",
+    }
+)  # fmt: skip
+
+
 @pytest.fixture(autouse=True)
 def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> SentTasks:
-    """Record tasks handed to Celery instead of talking to a broker."""
+    """Record tasks handed to Celery instead of talking to a broker.
+
+    Each entry holds the task's name, args and task_id, and, only when there are any, its
+    `kwargs` (the task's keyword arguments and any other options that would travel with it),
+    so that a test comparing an entry with `{"name", "args", "task_id"}` also proves nothing
+    else, personal data included, was sent.
+    """
     sent = SentTasks()
     sent.revoked = []
 
-    def send_task(name: str, args: list[Any], task_id: str, **kwargs: Any) -> None:
-        sent.append({"name": name, "args": args, "task_id": task_id})
+    def send_task(
+        name: str,
+        args: list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        task_id: str | None = None,
+        **options: Any,
+    ) -> None:
+        entry: dict[str, Any] = {"name": name, "args": args, "task_id": task_id}
+        carried = {**(kwargs or {}), **{key: value for key, value in options.items() if key not in DELIVERY_OPTIONS}}
+        if carried:
+            entry["kwargs"] = carried
+        sent.append(entry)
 
     monkeypatch.setattr(celery_app, "send_task", send_task)
     monkeypatch.setattr(celery_app.control, "revoke", lambda task_id, **kwargs: sent.revoked.append(task_id))

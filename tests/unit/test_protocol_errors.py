@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -40,8 +41,16 @@ async def assert_still_usable(socket: Socket) -> None:
             '{"type": "job.submit", "request_id": "r", "kind": "demo.countdown", "params": {"steps": 1'
             + "0" * 5000
             + "}}",
-            "bad_json",
+            "bad_message",
         ),
+        ('{"type": "ping", "n": 1' + "0" * 100 + "}", "bad_message"),  # 101 digits
+        ('{"type": "ping", "n": -0.' + "0" * 100 + "1}", "bad_message"),
+        ('{"type": "ping", "n": 1e999}', "bad_message"),  # inf, to Python
+        ('{"type": "ping", "n": -1e999}', "bad_message"),
+        ('{"type": "ping", "n": [NaN]}', "bad_message"),
+        ('{"type": "ping", "n": {"x": Infinity}}', "bad_message"),
+        ('{"type": "ping", "n": -Infinity}', "bad_message"),
+        ('{"type": "ping", "n": 1e999', "bad_json"),  # not JSON at all, whatever its numbers
     ],
 )
 async def test_malformed_frames_get_a_coded_error(user: User, frame: str, code: str) -> None:
@@ -50,6 +59,21 @@ async def test_malformed_frames_get_a_coded_error(user: User, frame: str, code: 
         assert reply["type"] == "error" and reply["code"] == code, reply
         assert reply["message"]
         await assert_still_usable(socket)
+
+
+@pytest.mark.parametrize("number", ["1" * 100, "-" + "9" * 100, "1e308", "1e-999", "0." + "5" * 99])
+async def test_numbers_up_to_100_digits_are_read(user: User, number: str) -> None:
+    async with connected(user) as (socket, _):
+        assert await socket.request('{"type": "ping", "n": ' + number + "}") == {"type": "pong"}
+
+
+async def test_a_refused_number_keeps_the_request_id_and_says_why(user: User) -> None:
+    async with connected(user) as (socket, _):
+        params = '{"steps": 1e999}'
+        frame = '{"type": "job.submit", "request_id": "r9", "kind": "demo.countdown", "params": ' + params + "}"
+        reply = await socket.request(frame)
+        assert reply["code"] == "bad_message" and reply["request_id"] == "r9"
+        assert "finite" in reply["message"] and "100 digits" in reply["message"]
 
 
 async def test_bad_message_details_name_the_fields(user: User) -> None:
@@ -122,8 +146,31 @@ async def test_an_unexpected_failure_answers_internal_with_an_error_id_and_no_in
         # An id to quote to an operator, who finds the traceback under it in the log.
         error_id = reply["details"]["error_id"]
         assert error_id in reply["message"]
-        assert any(error_id in record.getMessage() and record.exc_info for record in caplog.records)
+        [record] = [record for record in caplog.records if record.exc_info]
+        assert error_id in record.getMessage() and "'r'" in record.getMessage()
+        assert logged(record) == {"event": "socket.error", "error_id": error_id, "request_id": "r", "user_id": user.pk}
         await assert_still_usable(socket)
+
+
+async def test_an_unexpected_failure_without_a_request_id_is_logged_with_none(
+    user: User, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "cancel", explode)
+    async with connected(user) as (socket, _):
+        reply = await socket.request({"type": "job.cancel", "job_id": "x"})
+        assert reply["code"] == "internal" and reply["request_id"] is None
+        error_id = reply["details"]["error_id"]
+        [record] = [record for record in caplog.records if record.exc_info]
+        assert "request_id" not in record.getMessage()
+        assert logged(record) == {"event": "socket.error", "error_id": error_id, "request_id": None, "user_id": user.pk}
+
+
+def logged(record: logging.LogRecord) -> dict[str, Any]:
+    """The structured fields of a log record (what `extra=` put on it)."""
+    return {key: getattr(record, key, "missing") for key in ("event", "error_id", "request_id", "user_id")}
 
 
 async def services_submit(owner: User) -> Any:
