@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings.local")
-
 app = Celery("jobs")
+
+# Only now: the core package imports `app` from this module.
+from core.settings_module import use_settings_module  # noqa: E402
+
+use_settings_module()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

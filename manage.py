@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
+
+from core.settings_module import use_settings_module
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings.local")
+    use_settings_module()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings.local")
+from core.settings_module import use_settings_module
+
+use_settings_module()
 # Django must be set up before anything imports models, hence this order.
 django_asgi_app = get_asgi_application()
 

@@ -14,3 +14,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]
+
+# Unhandled errors: an error id in the answer (JSON under /api/) and in the log line.
+handler500 = views.server_error

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import logging
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.html import format_html
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from tasks import kinds
+
+logger = logging.getLogger(__name__)
 
 
 @login_required
@@ -20,3 +26,30 @@ def home(request: HttpRequest) -> HttpResponse:
     flower_url = settings.FLOWER_URL.rstrip("/") if request.user.is_staff else ""
     context = {"kinds": kinds.names(), "flower_url": flower_url}
     return render(request, "dashboard.html", context)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: an error id the client can quote, logged once with the traceback under the same id.
+
+    API paths answer JSON like every other API error; pages answer a short page
+    with the id. It renders no template and touches no database: either may be
+    what failed.
+    """
+    error_id = uuid.uuid4().hex[:12]
+    fields = {"event": "http.error", "error_id": error_id, "method": request.method, "path": request.path}
+    logger.exception("error %s answering %s %s", error_id, request.method, request.path, extra=fields)
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        message = f"The server failed to handle this request (error {error_id})."
+        body = {"error": {"code": "internal", "message": message, "error_id": error_id}}
+        response = JsonResponse(body, status=500)
+    else:
+        page = format_html(
+            "<!doctype html><title>Server error</title><h1>Server error (500)</h1>"
+            "<p>Something went wrong on our side. If you report it, quote error <code>{}</code>.</p>",
+            error_id,
+        )
+        response = HttpResponse(page, status=500)
+    # Django would log this 500 again, without the id; this line already has the traceback.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response

@@ -48,7 +48,6 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
     except IntegrityError:
         # Two sockets of one user raced with the same request_id: the first one won.
         return Job.objects.get(owner=owner, request_id=request_id), False
-    logger.info("job %s submitted: kind=%s owner=%s", job.pk, kind, job.owner_id)
     metrics.job_submitted(kind)
     return job, True
 
@@ -68,13 +67,14 @@ def cancel(owner: User, job_id: str) -> Job:
         job.status = JobStatus.CANCELLED
         job.finished_at = timezone.now()
 
-    job = _transition(job_id, "job.cancelled", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change)
+    job = _transition(
+        job_id, "job.cancelled", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change, note="by its owner"
+    )
     if job is None:
         raise JobConflict("The job has already finished.")
     # Revoking spares a worker the claim attempt and shows the task as revoked in Flower.
     task_id = job.celery_task_id
     transaction.on_commit(lambda: celery_app.control.revoke(task_id), robust=True)
-    logger.info("job %s cancelled by owner", job.pk)
     return job
 
 
@@ -91,11 +91,12 @@ def retry(owner: User, job_id: str) -> Job:
         job.deliveries = 0
         job.worker = ""
 
-    job = _transition(job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change)
+    job = _transition(
+        job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change, note="retried"
+    )
     if job is None:
         raise JobConflict("Only a failed or cancelled job can be retried.")
     transaction.on_commit(lambda: _send_task(job), robust=True)
-    logger.info("job %s retried: attempt %s", job.pk, job.attempt)
     return job
 
 
@@ -151,10 +152,17 @@ def requeue_lost(job_id: str) -> Job | None:
         job.worker = ""
         job.heartbeat_at = None
 
-    job = _transition(job_id, "job.queued", allowed=(JobStatus.RUNNING,), change=change, guard=lost)
+    job = _transition(
+        job_id,
+        "job.queued",
+        allowed=(JobStatus.RUNNING,),
+        change=change,
+        guard=lost,
+        level=logging.WARNING,
+        note="its worker is gone",
+    )
     if job is not None:
         transaction.on_commit(lambda: _send_task(job), robust=True)
-        logger.warning("job %s: its worker is gone; queued again (delivery %s)", job.pk, job.deliveries + 1)
     return job
 
 
@@ -172,9 +180,9 @@ def _fail_if_worker_lost(job_id: str, guard: Callable[[Job], bool]) -> bool:
         }
         job.finished_at = timezone.now()
 
-    job = _finish(job_id, "job.failed", allowed=(JobStatus.RUNNING,), change=change, guard=exhausted)
-    if job is not None:
-        logger.error("job %s: worker lost %s times; failed", job.pk, job.deliveries)
+    job = _finish(
+        job_id, "job.failed", allowed=(JobStatus.RUNNING,), change=change, guard=exhausted, level=logging.ERROR
+    )
     return job is not None
 
 
@@ -198,10 +206,7 @@ def succeed(job_id: str, result: dict[str, Any], progress: dict[str, Any] | None
         job.progress = progress or job.progress
         job.finished_at = timezone.now()
 
-    job = _finish(job_id, "job.succeeded", allowed=(JobStatus.RUNNING,), change=change)
-    if job is not None:
-        logger.info("job %s succeeded", job.pk)
-    return job
+    return _finish(job_id, "job.succeeded", allowed=(JobStatus.RUNNING,), change=change)
 
 
 def fail(job_id: str, code: str, message: str, progress: dict[str, Any] | None = None) -> Job | None:
@@ -213,10 +218,7 @@ def fail(job_id: str, code: str, message: str, progress: dict[str, Any] | None =
         job.progress = progress or job.progress
         job.finished_at = timezone.now()
 
-    job = _finish(job_id, "job.failed", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change)
-    if job is not None:
-        logger.info("job %s failed: %s", job.pk, code)
-    return job
+    return _finish(job_id, "job.failed", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change)
 
 
 def snapshot(owner: User, finished_limit: int) -> list[Job]:
@@ -234,7 +236,13 @@ def _transition(
     allowed: Collection[str],
     change: Callable[[Job], None] | None = None,
     guard: Callable[[Job], bool] | None = None,
+    level: int = logging.INFO,
+    note: str = "",
 ) -> Job | None:
+    """Apply `change` to a job in one of the `allowed` states, bump its seq, publish `event` and log one line.
+
+    `note` (why it happened) and `level` are for the log line only.
+    """
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status not in allowed or (guard is not None and not guard(job)):
@@ -247,7 +255,31 @@ def _transition(
         if job.is_finished:
             # Counted when the outermost transaction commits, so a rolled-back final state never is.
             transaction.on_commit(lambda: metrics.job_changed(job), robust=True)
+        _log_on_commit(event, job, level, note)
     return job
+
+
+def _log_on_commit(event: str, job: Job, level: int, note: str) -> None:
+    """The one log line of a transition, written when it commits (a rolled-back change never happened).
+
+    Its fields are taken now, as the job is in this transition.
+    """
+    fields: dict[str, Any] = {
+        "event": event,
+        "job_id": str(job.pk),
+        "kind": job.kind,
+        "user_id": job.owner_id,
+        "status": str(job.status),
+        "seq": job.seq,
+        "attempt": job.attempt,
+        "deliveries": job.deliveries,
+    }
+    if job.status == JobStatus.FAILED and job.error:
+        fields["code"] = job.error.get("code")
+    shown = ("kind", "user_id", "seq", "attempt", "deliveries", "code")
+    details = " ".join(f"{key}={fields[key]}" for key in shown if key in fields) + (f" ({note})" if note else "")
+    args = (fields["job_id"], fields["status"], details)
+    transaction.on_commit(lambda: logger.log(level, "job %s %s: %s", *args, extra=fields), robust=True)
 
 
 def _check_active_cap(owner: User) -> None:
@@ -264,10 +296,11 @@ def _finish(
     allowed: Collection[str],
     change: Callable[[Job], None],
     guard: Callable[[Job], bool] | None = None,
+    level: int = logging.INFO,
 ) -> Job | None:
     """A transition to a final state; the owner's notification commits with it (and is published after it)."""
     with transaction.atomic():
-        job = _transition(job_id, event, allowed=allowed, change=change, guard=guard)
+        job = _transition(job_id, event, allowed=allowed, change=change, guard=guard, level=level)
         if job is not None:
             inbox.job_finished(job)
     return job

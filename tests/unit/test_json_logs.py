@@ -8,9 +8,18 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.utils.module_loading import import_string
 
 from core.logging import JsonFormatter
+from tasks import services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +77,33 @@ def test_an_unknown_log_format_stops_the_process_naming_the_variable() -> None:
     result = run_django("pass", LOG_FORMAT="xml")
     assert result.returncode != 0
     assert "LOG_FORMAT='xml'" in result.stderr
+
+
+@pytest.fixture
+def service_log_as_json() -> Iterator[StringIO]:
+    """What tasks.services logs, through the formatter LOG_FORMAT=json configures."""
+    logging_config: Any = settings.LOGGING
+    formatter = import_string(logging_config["formatters"]["json"]["()"])()
+    stream = StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("tasks.services")
+    logger.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("published")
+def test_job_state_changes_are_json_lines_with_their_fields_as_keys(service_log_as_json: StringIO, user: User) -> None:
+    job, _ = services.submit(user, "r1", "demo.countdown", {"steps": 2})
+    services.start(str(job.pk), job.celery_task_id)
+    services.fail(str(job.pk), "demo_failure", "It failed at step 1.")
+    entries = [json.loads(line) for line in service_log_as_json.getvalue().splitlines()]
+    assert [entry["event"] for entry in entries] == ["job.queued", "job.started", "job.failed"]
+    failed = entries[-1]
+    assert (failed["job_id"], failed["kind"], failed["user_id"]) == (str(job.pk), "demo.countdown", user.pk)
+    assert (failed["status"], failed["code"], failed["logger"]) == ("failed", "demo_failure", "tasks.services")
+    assert [entry["seq"] for entry in entries] == [2, 3, 4]
