@@ -119,17 +119,13 @@ def beat_command(schedule_file: Path, loglevel: str = "INFO") -> list[str]:
     )
 
 
-def flower_command(host: str, port: int, basic_auth: str) -> list[str]:
-    return python_command(
-        "-m",
-        "celery",
-        "-A",
-        "celery_app",
-        "flower",
-        f"--address={host}",
-        f"--port={port}",
-        f"--basic-auth={basic_auth}",
-    )
+def flower_command(host: str, port: int) -> list[str]:
+    """Flower bound to host:port. Its login goes in FLOWER_BASIC_AUTH (`user:password`), never in the command.
+
+    A command line is readable by every local user (`ps`, /proc/<pid>/cmdline); the
+    environment only by the process's owner. Flower reads FLOWER_<OPTION> variables itself.
+    """
+    return python_command("-m", "celery", "-A", "celery_app", "flower", f"--address={host}", f"--port={port}")
 
 
 def port_open(host: str, port: int) -> bool:

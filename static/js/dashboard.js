@@ -166,4 +166,6 @@ function showCounts() {
 
 document.querySelector("#connection .conn-retry").addEventListener("click", () => socket.reconnectNow());
 document.querySelector("#notice .notice-close").addEventListener("click", () => hideNotice());
+// The socket announces only changes: show where it starts, so nothing looks usable before the first hello.
+showConnection(socket.state);
 socket.connect();

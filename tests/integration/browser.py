@@ -152,15 +152,16 @@ class Dashboard:
         self.jobs = page.locator("#job-list > .job")
         self.connection = page.locator("#connection")
 
-    async def log_in(self, username: str, password: str = PASSWORD) -> Dashboard:
-        """Open the dashboard, get sent to the login page, log in, and wait for the live socket."""
+    async def log_in(self, username: str, password: str = PASSWORD, wait_live: bool = True) -> Dashboard:
+        """Open the dashboard, get sent to the login page, log in, and (unless told not to) wait for the live socket."""
         await self.page.goto("/")
         await expect(self.page).to_have_url(ends_with("/accounts/login/?next=/"))
         await self.page.get_by_label("Username").fill(username)
         await self.page.get_by_label("Password").fill(password)
         await self.page.get_by_role("button", name="Log in").click()
         await expect(self.page).to_have_url(ends_with("/"))
-        await self.wait_live()
+        if wait_live:
+            await self.wait_live()
         return self
 
     async def another_tab(self) -> Dashboard:
@@ -215,27 +216,38 @@ class Dashboard:
     async def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name
-        # From the top, so the sticky header sits where a person sees it.
+        # From the top, so the sticky header sits where a person sees it; the pointer off
+        # the last button clicked, so no button shows its hover colour.
         await self.page.evaluate("window.scrollTo(0, 0)")
+        await self.page.mouse.move(0, 0)
         await self.page.screenshot(path=path, full_page=True, animations="disabled")
         return path
 
 
 class SocketTap:
-    """Routes a page's WebSockets through the test, which can mute the server and cut the line.
+    """Routes a page's WebSockets through the test, which can mute the server, cut the line and refuse.
 
     Muting drops the server's frames before they reach the page, as a network that
     silently loses packets does; cutting closes the page's socket with 1001, as a
-    restarting server does.
+    restarting server does; while `refusing`, every new socket is closed at once
+    (1013, try again later) without reaching the server, as a server that is down.
     """
 
     def __init__(self) -> None:
         self.routes: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+        self.refused = 0
+        self.refusing = False
         self.connected = asyncio.Condition()
         # Set before the page connects to change every server frame on its way to the page.
         self.rewrite: Callable[[str], str] | None = None
 
     async def handle(self, page_side: WebSocketRoute) -> None:
+        if self.refusing:
+            await page_side.close(code=1013, reason="try again later")
+            async with self.connected:
+                self.refused += 1
+                self.connected.notify_all()
+            return
         server_side = page_side.connect_to_server()
         rewrite = self.rewrite
         if rewrite is not None:
@@ -253,6 +265,10 @@ class SocketTap:
     async def wait_connections(self, count: int) -> None:
         async with asyncio.timeout(15), self.connected:
             await self.connected.wait_for(lambda: len(self.routes) >= count)
+
+    async def wait_refused(self, count: int) -> None:
+        async with asyncio.timeout(15), self.connected:
+            await self.connected.wait_for(lambda: self.refused >= count)
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -98,6 +98,54 @@ async def test_a_chosen_text_file_gets_its_top_words_listed(dashboard: Dashboard
     await expect(job.locator(".top-words li").first).to_contain_text("the")
 
 
+# Every value the upload bar's aria-valuenow takes, in order (window.uploadPercents).
+RECORD_UPLOAD_PERCENTS = """() => {
+    const bar = document.querySelector("#form-file .upload [role=progressbar]");
+    window.uploadPercents = [];
+    new MutationObserver(() => window.uploadPercents.push(Number(bar.getAttribute("aria-valuenow"))))
+        .observe(bar, { attributes: true, attributeFilter: ["aria-valuenow"] });
+}"""
+SLOW_UPLOAD_BYTES_PER_SECOND = 64 * 1024
+
+
+@needs_files
+async def test_the_upload_bar_shows_a_slow_upload_part_way_before_it_completes(
+    dashboard: Dashboard, user: User
+) -> None:
+    await dashboard.log_in(user.username)
+    page = dashboard.page
+    form = page.locator("#form-file")
+    upload_bar = form.locator(".upload").get_by_role("progressbar", name="Upload progress")
+    await page.evaluate(RECORD_UPLOAD_PERCENTS)
+    # Chromium's own throttling (as DevTools does it): the upload takes seconds, whatever this machine's speed.
+    devtools = await page.context.new_cdp_session(page)
+    await devtools.send("Network.enable")
+    conditions = {"offline": False, "latency": 0, "downloadThroughput": -1}
+    await devtools.send(
+        "Network.emulateNetworkConditions", {**conditions, "uploadThroughput": SLOW_UPLOAD_BYTES_PER_SECOND}
+    )
+    content = b"0123456789abcdef" * (SLOW_UPLOAD_BYTES_PER_SECOND * 4 // 16)  # four seconds' worth
+    await form.locator("input[type=file]").set_input_files(
+        {"name": "big.bin", "mimeType": "application/octet-stream", "buffer": content}
+    )
+    await form.get_by_label("Operation").select_option("checksum")
+    await form.get_by_role("button", name="Upload and process").click()
+
+    # Part way: strictly between 0 and 100, and the text says the same.
+    await expect(upload_bar).to_have_attribute("aria-valuenow", re.compile(r"^[1-9][0-9]?$"))
+    await expect(form.locator(".upload-text")).to_have_text(re.compile(r"^Uploading… [1-9][0-9]?%$"))
+    await expect(form.locator(".upload-text")).to_contain_text("Uploaded big.bin", timeout=30_000)
+    await devtools.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": -1})
+    percents: list[int] = await page.evaluate("window.uploadPercents")
+    assert percents == sorted(percents), "the upload bar went backwards"
+    assert percents[-1] == 100
+    assert [percent for percent in percents if 0 < percent < 100], "no value between 0 and 100 was shown"
+
+    job = await dashboard.newest_job(0)
+    await dashboard.wait_status(job, "succeeded")
+    await expect(job.locator(".job-params")).to_contain_text("big.bin")
+
+
 async def test_the_upload_sends_the_csrf_token_and_shows_a_refusal_beside_the_file_field(
     tapped_dashboard: tuple[Dashboard, SocketTap], user: User
 ) -> None:

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -41,6 +42,7 @@ FLOWER_AUTH = "ops:flower-test-password"
 class Flower:
     url: str
     auth: str
+    pid: int
 
 
 def http_get(url: str, auth: str | None = None) -> tuple[int, bytes]:
@@ -72,15 +74,14 @@ def flower(live_stack: LiveStack) -> Iterator[Flower]:
     """Flower on the live stack's Redis, with the live stack's settings, bound to 127.0.0.1 with basic auth."""
     port = stack.free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start(
-        stack.flower_command("127.0.0.1", port, FLOWER_AUTH), live_stack.env, live_stack.logs / "flower.log"
-    )
+    env = {**live_stack.env, "FLOWER_BASIC_AUTH": FLOWER_AUTH}
+    process = start(stack.flower_command("127.0.0.1", port), env, live_stack.logs / "flower.log")
     try:
         stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Flower", timeout=60, process=process)
         stack.wait_until(lambda: http_get(f"{url}/healthcheck") == (200, b"OK"), "Flower healthcheck", 30, process)
         # Flower hears only events sent after it listens: wait until it hears the worker.
         stack.wait_until(lambda: receives_worker_events(url), "Flower receiving worker events", 30, process)
-        yield Flower(url, FLOWER_AUTH)
+        yield Flower(url, FLOWER_AUTH, process.pid)
     finally:
         stack.stop([process])
 
@@ -124,6 +125,20 @@ async def test_flower_lists_a_jobs_task_and_refuses_requests_without_credentials
     for path in ("/api/tasks", "/", f"/task/{row.celery_task_id}"):
         assert (await asyncio.to_thread(http_get, flower.url + path))[0] == 401, path
         assert (await asyncio.to_thread(http_get, flower.url + path, "ops:wrong"))[0] == 401, path
+
+
+async def test_flowers_password_is_not_on_its_command_line(flower: Flower) -> None:
+    """Any local user can read a command line (`ps`); the password travels in Flower's environment."""
+    password = flower.auth.split(":", 1)[1]
+    command_line = proc_file(flower.pid, "cmdline")
+    assert b"flower" in command_line
+    assert password.encode() not in command_line
+    assert f"FLOWER_BASIC_AUTH={flower.auth}".encode() in proc_file(flower.pid, "environ").split(b"\0")
+
+
+def proc_file(pid: int, name: str) -> bytes:
+    """/proc/<pid>/<name>: `cmdline` any local user can read, `environ` only the process's owner."""
+    return Path(f"/proc/{pid}/{name}").read_bytes()
 
 
 @pytest.fixture(scope="module")

@@ -93,6 +93,14 @@ def http_status(url: str, auth: str | None = None) -> int:
         return exc.code
 
 
+def command_line(pid: int) -> bytes:
+    """A process's command line as `ps` shows it to every local user (b"" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 async def test_the_run_command_serves_everything_and_stops_cleanly(running: Running) -> None:
     password = (running.var_dir / "local-admin-password").read_text().strip()
     base = f"http://127.0.0.1:{running.port}"
@@ -105,6 +113,10 @@ async def test_the_run_command_serves_everything_and_stops_cleanly(running: Runn
     flower = f"http://127.0.0.1:{running.flower_port}/"
     assert http_status(flower) == 401
     assert http_status(flower, f"admin:{password}") == 200
+    # ...and no process of the stack shows that password on its command line, which any local user can read.
+    command_lines = [command_line(pid) for pid in stack.descendants(running.process.pid)]
+    assert any(b"flower" in line for line in command_lines)
+    assert not [line for line in command_lines if password.encode() in line]
 
     # The worker runs jobs: a countdown submitted over the socket succeeds.
     cookie = await asyncio.to_thread(login, base, "admin", password)

@@ -61,7 +61,8 @@ class Command(BaseCommand):
         daphne = subprocess.Popen(stack.daphne_command(host, port))
         processes.append(daphne)
         stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=daphne)
-        flower = subprocess.Popen(stack.flower_command("127.0.0.1", flower_port, flower_auth))
+        flower_env = {**os.environ, "FLOWER_BASIC_AUTH": flower_auth}
+        flower = subprocess.Popen(stack.flower_command("127.0.0.1", flower_port), env=flower_env)
         processes.append(flower)
         stack.wait_until(lambda: stack.port_open("127.0.0.1", flower_port), "Flower", timeout=60, process=flower)
         worker = subprocess.Popen(stack.worker_command("worker", options["concurrency"]))
