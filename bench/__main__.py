@@ -7,7 +7,7 @@ private Redis, SQLite file and Daphne, and removes them when it ends) and is
 killed after its time limit; a benchmark that fails or times out shows as one
 row saying so, and the others still run. Only 127.0.0.1 is used.
 file_processing (~20 s at 100 MB) is left out unless --file-processing.
-The whole run takes about 5 minutes here.
+The whole run takes about 8 minutes here.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ BENCHMARKS = {
     "publish_cost": 90,
     "latency": 120,
     "fanout": 240,  # ~85 s: two channel layers, each with its own Daphne
-    "idle_connections": 240,  # ~80 s: 2,000 sockets on a bare app, then on the service
+    "idle_connections": 720,  # ~280 s: 10,000 sockets on a bare app, then on the service
     "coalescing": 90,
     "throughput": 150,  # ~55 s
 }

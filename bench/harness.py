@@ -182,6 +182,9 @@ def private_stack(extra_env: dict[str, str] | None = None, setup_django: bool = 
         "VAR_DIR": str(directory / "var"),
         "PYTHONUNBUFFERED": "1",
         "LOG_LEVEL": "WARNING",
+        # core.settings.test closes connections after each use (for its own test
+        # databases); the processes measured here reuse them, as deployed.
+        "DATABASE_CONN_MAX_AGE": "60",
         **(extra_env or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
