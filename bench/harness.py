@@ -170,14 +170,46 @@ def child_say(message: Any) -> None:
 
 
 @contextmanager
+def private_database(directory: Path) -> Iterator[str]:
+    """The DATABASE_URL of a private, empty database: a SQLite file in `directory`, or,
+    when BENCH_DATABASE_URL names a PostgreSQL server, a database made on it for this run."""
+    server = os.environ.get("BENCH_DATABASE_URL", "")
+    if not server.startswith("postgres"):
+        yield f"sqlite:///{directory / 'db.sqlite3'}"
+        return
+    import psycopg
+
+    name = f"jobs_bench_{os.getpid()}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")  # a name made here, not input
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
 def private_stack(extra_env: dict[str, str] | None = None, setup_django: bool = True) -> Iterator[Stack]:
-    """Redis on a free port and a migrated SQLite file; this process's Django points at both."""
+    """Redis on a free port and a migrated private database (SQLite, or BENCH_DATABASE_URL's
+    PostgreSQL); this process's Django points at both."""
     directory = Path(tempfile.mkdtemp(prefix="jobs-bench-"))
+    with (
+        private_database(directory) as database_url,
+        _private_stack(directory, database_url, extra_env, setup_django) as bench_stack,
+    ):
+        yield bench_stack
+
+
+@contextmanager
+def _private_stack(
+    directory: Path, database_url: str, extra_env: dict[str, str] | None, setup_django: bool
+) -> Iterator[Stack]:
     redis_url = f"redis://127.0.0.1:{stack.free_port()}/0"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "core.settings.test",
-        "DATABASE_URL": f"sqlite:///{directory / 'db.sqlite3'}",
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "VAR_DIR": str(directory / "var"),
         "PYTHONUNBUFFERED": "1",
@@ -206,6 +238,9 @@ def private_stack(extra_env: dict[str, str] | None = None, setup_django: bool = 
     finally:
         if setup_django:
             _close_publisher()
+            from django.db import connections
+
+            connections.close_all()  # so the private database can be dropped
         stack.stop(bench_stack.processes, timeout=10)
         if redis_process is not None:
             stack.stop([redis_process])
