@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 class JobsConsumer(AsyncWebsocketConsumer):
     group: str | None = None
     audience: tuple[str, ...] = ()  # the notice groups joined: everyone and the user's auth groups
+    group_ids: list[int]  # the user's auth groups when the socket opened
     user: User
     strikes: deque[float] | None = None  # times of recent rate_limited answers; made on the first (memory per socket)
     counted = False
@@ -258,8 +259,8 @@ class JobsConsumer(AsyncWebsocketConsumer):
 
     async def _join_audience(self) -> None:
         """Join the groups notices travel on: everyone, and each auth group the user is in now."""
-        group_ids = await database_sync_to_async(notices.group_ids)(self.user)
-        self.audience = (EVERYONE, *(auth_group(group_id) for group_id in group_ids))
+        self.group_ids = await database_sync_to_async(notices.group_ids)(self.user)
+        self.audience = (EVERYONE, *(auth_group(group_id) for group_id in self.group_ids))
         for group in self.audience:
             await self.channel_layer.group_add(group, self.channel_name)
 
@@ -275,7 +276,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=protocol.dumps(frame))
 
     async def _hello(self) -> str:
-        jobs, extension = await database_sync_to_async(_hello_data)(self.user)
+        jobs, extension = await database_sync_to_async(_hello_data)(self.user, self.group_ids)
         user = {"id": self.user.pk, "username": self.user.get_username()}
         hello = {
             "type": "hello",
@@ -325,16 +326,16 @@ def _submit(user: User, message: Submit) -> dict[str, Any]:
     return protocol.job_payload(job)
 
 
-def _hello_data(user: User) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _hello_data(user: User, group_ids: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The job snapshot and the notification extension of hello, in one trip to the database thread."""
-    return _snapshot(user), _notification_hello(user)
+    return _snapshot(user), _notification_hello(user, group_ids)
 
 
 def _snapshot(user: User) -> list[dict[str, Any]]:
     return [protocol.job_payload(job) for job in services.snapshot(user, settings.JOBS_SNAPSHOT_FINISHED)]
 
 
-def _notification_hello(user: User) -> dict[str, Any]:
+def _notification_hello(user: User, group_ids: list[int]) -> dict[str, Any]:
     """The extension fields of hello (docs/protocol.md): unexpired notices and the unread count."""
-    active = [protocol.notice_payload(notice) for notice in notices.active_for(user)]
+    active = [protocol.notice_payload(notice) for notice in notices.active_for(group_ids)]
     return {"notices": active, "unread": inbox.unread_count(user.pk)}

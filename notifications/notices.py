@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import Group, User
@@ -103,10 +104,11 @@ def broadcast(
     return notice
 
 
-def active_for(user: User) -> list[Notice]:
-    """The unexpired notices addressed to everyone or to a group the user is in now, newest first."""
+def active_for(group_ids: Collection[int]) -> list[Notice]:
+    """The unexpired notices addressed to everyone or to one of these auth groups (a user's), newest first."""
     now = timezone.now()
-    audience = Q(group__isnull=True) | Q(group__in=user.groups.all())
+    # Ids, not a subquery: the socket has just read them to join the groups' channels.
+    audience = Q(group__isnull=True) | Q(group_id__in=list(group_ids))
     unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     return list(Notice.objects.filter(audience, unexpired).order_by("-created_at", "-id")[:HELLO_NOTICES])
 
