@@ -38,9 +38,9 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
     if existing is not None:
         return existing, False
     clean = kinds.validate(kind, params, owner.pk)
-    _check_active_cap(owner)
     try:
         with transaction.atomic():
+            _check_active_cap(owner)
             job = Job.objects.create(
                 owner=owner, request_id=request_id, kind=kind, params=clean, celery_task_id=_new_task_id()
             )
@@ -283,7 +283,16 @@ def _log_on_commit(event: str, job: Job, level: int, note: str) -> None:
 
 
 def _check_active_cap(owner: User) -> None:
-    """Refuse a new job while the owner already has the most queued and running jobs allowed."""
+    """Refuse a new job while the owner already has the most queued and running jobs allowed.
+
+    Called inside the transaction that inserts the job, so that count and
+    insert are one step for each owner: on PostgreSQL the owner's user row is
+    locked first, so a concurrent submit of the same owner waits here until
+    this one commits, then counts (READ COMMITTED) the job it added. On SQLite
+    the select_for_update is a no-op, and IMMEDIATE transactions (settings)
+    already serialise every writer from BEGIN.
+    """
+    User.objects.select_for_update().filter(pk=owner.pk).values_list("pk").first()
     cap = settings.JOBS_MAX_ACTIVE_PER_USER
     if Job.objects.filter(owner=owner, status__in=UNFINISHED).count() >= cap:
         raise RateLimited(f"You already have {cap} jobs queued or running; wait for some to finish.", retry_after=10)

@@ -2,26 +2,36 @@
 
 A test module imports `smtp_fixture` to get the `smtp` fixture: a fresh server
 for the test, with Django's SMTP backend pointed at it. The integration tests
-start one server per session with `serving()`.
+start one server per session with `serving()`. `serving(tls=...)` serves
+STARTTLS with a certificate from `self_signed()` and then insists on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.policy
+import ipaddress
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pytest_django.fixtures import Settings
 
+from core import env
 from core.stack import free_port
 
 USER_UNKNOWN = "550 5.1.1 Recipient address rejected: User unknown"
@@ -34,6 +44,10 @@ class Received:
     message: EmailMessage
     # The client's (host, port): one value per SMTP connection.
     peer: Any
+    # Whether the connection had switched to TLS (STARTTLS) before the message.
+    tls: bool = False
+    # The user name the client logged in with (AUTH), if it did.
+    login: str | None = None
 
     @property
     def body(self) -> str:
@@ -70,8 +84,13 @@ class RecordingHandler:
         raw = envelope.original_content or b""
         message = message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
+        auth = session.auth_data
+        login = auth.login.decode() if isinstance(auth, LoginPassword) else None
+        received = Received(
+            str(envelope.mail_from), list(envelope.rcpt_tos), message, session.peer, session.ssl is not None, login
+        )
         with self._lock:
-            self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), message, session.peer))
+            self.received.append(received)
         if self.accept_delay:
             await asyncio.sleep(self.accept_delay)
         return "250 Message accepted for delivery"
@@ -109,13 +128,82 @@ class SmtpServer:
         self.handler.refusals.pop(address.lower(), None)
 
 
+@dataclass(frozen=True)
+class Certificate:
+    """A self-signed certificate for 127.0.0.1 and localhost, and its key: PEM files."""
+
+    certfile: Path
+    keyfile: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.certfile, self.keyfile)
+        return context
+
+
+# What a self-signed certificate may do: sign (the TLS handshake) and, being its own CA, certify itself.
+_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    key_cert_sign=True,
+    crl_sign=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
+def self_signed(directory: Path) -> Certificate:
+    """Make a certificate that a client trusts only if told to, valid for a day, in `directory`.
+
+    It is its own CA (like `openssl req -x509`), with the extensions a strict
+    verifier asks of one (VERIFY_X509_STRICT, on by default from Python 3.13).
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jobs test SMTP server")])
+    now = datetime.datetime.now(datetime.UTC)
+    names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_KEY_USAGE, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = Certificate(directory / "smtp-cert.pem", directory / "smtp-key.pem")
+    pem.certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    pem.keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return pem
+
+
 @contextmanager
-def serving(login: tuple[str, str] | None = None) -> Iterator[SmtpServer]:
-    """A running server; with `login`, it offers AUTH (without TLS) and accepts only that user and password."""
+def serving(login: tuple[str, str] | None = None, tls: Certificate | None = None) -> Iterator[SmtpServer]:
+    """A running server; with `login`, it offers AUTH and accepts only that user and password.
+
+    With `tls`, it offers STARTTLS with that certificate and refuses AUTH and
+    MAIL until the client has switched to TLS; without, AUTH works in the clear.
+    """
     handler = RecordingHandler()
     host, port = "127.0.0.1", free_port()
-    auth: dict[str, Any] = {} if login is None else {"authenticator": _only(*login), "auth_require_tls": False}
-    controller = Controller(handler, hostname=host, port=port, **auth)
+    options: dict[str, Any] = {}
+    if login is not None:
+        options.update(authenticator=_only(*login), auth_require_tls=tls is not None)
+    if tls is not None:
+        options.update(tls_context=tls.server_context(), require_starttls=True)
+    controller = Controller(handler, hostname=host, port=port, **options)
     controller.start()  # returns once the server answers
     try:
         yield SmtpServer(host, port, handler)
@@ -125,7 +213,9 @@ def serving(login: tuple[str, str] | None = None) -> Iterator[SmtpServer]:
 
 def _only(user: str, password: str) -> Callable[..., AuthResult]:
     def authenticate(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
-        return AuthResult(success=data == LoginPassword(user.encode(), password.encode()), handled=False)
+        success = data == LoginPassword(user.encode(), password.encode())
+        # auth_data ends up in session.auth_data, where handle_DATA reads who logged in.
+        return AuthResult(success=success, handled=False, auth_data=data if success else None)
 
     return authenticate
 
@@ -139,6 +229,14 @@ def use_smtp(settings: Settings, host: str, port: int) -> None:
     settings.EMAIL_USE_SSL = False
     settings.EMAIL_HOST_USER = ""
     settings.EMAIL_HOST_PASSWORD = ""
+
+
+def use_email_url(settings: Settings, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Point Django's email where EMAIL_URL points, read as the settings read it (core.env.get_email)."""
+    use_smtp(settings, "localhost", 25)
+    monkeypatch.setenv("EMAIL_URL", url)
+    for name, value in env.get_email("EMAIL_URL", "").items():
+        setattr(settings, name, value)
 
 
 @pytest.fixture(name="smtp")

@@ -7,11 +7,15 @@
 //   - after 4008 (too many requests) it waits much longer first.
 // Every connection starts with a fresh `hello`; the backoff resets only once one
 // arrives, so a server that accepts and drops at once still backs off.
+// A connection that brings no `hello` within HELLO_TIMEOUT_MS (a server stuck in
+// the handshake or before its first frame) is given up like any other close.
 
 const CLOSE_POLICY = 4008;
 const CLOSE_UNAUTHENTICATED = 4401;
 const CLOSE_FORBIDDEN = 4403;
 
+// From the start of a connection (its HTTP handshake included) to its `hello`.
+const HELLO_TIMEOUT_MS = 10_000;
 const PING_EVERY_MS = 25_000;
 // No frame at all this long after a ping: the connection is dead (a dropped
 // network often closes nothing), so give it up and reconnect.
@@ -33,6 +37,7 @@ export class JobSocket extends EventTarget {
     this.state = "connecting";
     this.attempt = 0;
     this.retryTimer = null;
+    this.helloTimer = null;
     this.pingTimer = null;
     this.pongDeadline = null;
     this.retryAt = null;
@@ -49,6 +54,7 @@ export class JobSocket extends EventTarget {
     this.ws = ws;
     ws.addEventListener("message", (event) => this._onMessage(ws, event));
     ws.addEventListener("close", (event) => this._onClose(ws, event.code));
+    this._startHelloTimer();
   }
 
   /** Send one message; false when there is no open connection to send it on. */
@@ -77,6 +83,7 @@ export class JobSocket extends EventTarget {
       return; // The server sends only JSON; anything else is not ours to act on.
     }
     if (message.type === "hello") {
+      this._clearHelloTimer();
       this.attempt = 0;
       this._setState("live", null);
       this._startPing();
@@ -87,6 +94,7 @@ export class JobSocket extends EventTarget {
   _onClose(ws, code) {
     if (ws !== this.ws) return;
     this.ws = null;
+    this._clearHelloTimer();
     this._stopPing();
     if (code === CLOSE_UNAUTHENTICATED || code === CLOSE_FORBIDDEN) {
       this._setState("logged-out", null);
@@ -105,6 +113,19 @@ export class JobSocket extends EventTarget {
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
     this.attempt += 1;
     return Math.max(100, Math.random() * ceiling);
+  }
+
+  _startHelloTimer() {
+    this._clearHelloTimer();
+    this.helloTimer = window.setTimeout(() => {
+      this.helloTimer = null;
+      this._abandon();
+    }, HELLO_TIMEOUT_MS);
+  }
+
+  _clearHelloTimer() {
+    if (this.helloTimer !== null) window.clearTimeout(this.helloTimer);
+    this.helloTimer = null;
   }
 
   _startPing() {
@@ -127,7 +148,7 @@ export class JobSocket extends EventTarget {
     if (this.pongDeadline !== null && Date.now() > this.pongDeadline) this._abandon();
   }
 
-  /** Treat a silent connection as closed now; its own close event may come much later. */
+  /** Treat a silent (or hello-less) connection as closed now; its own close event may come much later. */
   _abandon() {
     const ws = this.ws;
     if (!ws) return;

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from tasks.errors import JobFailure
 from tasks.kinds.base import Kind, Reporter, RunContext
 from uploads.models import Upload
-from uploads.operations import OPERATIONS, OperationError
+from uploads.operations import OPERATIONS, OperationError, progress_text
 
 NAME = "file.process"
 NO_SUCH_UPLOAD = "No such upload."
@@ -67,10 +67,8 @@ def _missing() -> JobFailure:
 
 
 def _bytes_progress(reporter: Reporter, stage: str, size: int) -> Callable[[int], None]:
-    total = f"{size / 1e6:.1f} MB"
-
     def progress(done: int) -> None:
-        reporter.report(done, size, stage=stage, message=f"{done / 1e6:.1f} of {total}")
+        reporter.report(done, size, stage=stage, message=progress_text(done, size))
 
     return progress
 

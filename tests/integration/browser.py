@@ -228,7 +228,9 @@ class SocketTap:
     """Routes a page's WebSockets through the test, which can mute the server, cut the line and refuse.
 
     Muting drops the server's frames before they reach the page, as a network that
-    silently loses packets does; cutting closes the page's socket with 1001, as a
+    silently loses packets does (`keep`, set before the page connects, drops only
+    some of them: e.g. all but the `hello`, or all of them, as a server stuck after
+    accepting the socket); cutting closes the page's socket with 1001, as a
     restarting server does; while `refusing`, every new socket is closed at once
     (1013, try again later) without reaching the server, as a server that is down.
     """
@@ -240,6 +242,8 @@ class SocketTap:
         self.connected = asyncio.Condition()
         # Set before the page connects to change every server frame on its way to the page.
         self.rewrite: Callable[[str], str] | None = None
+        # Set before the page connects to drop every server frame for which it returns False.
+        self.keep: Callable[[str], bool] | None = None
 
     async def handle(self, page_side: WebSocketRoute) -> None:
         if self.refusing:
@@ -249,9 +253,9 @@ class SocketTap:
                 self.connected.notify_all()
             return
         server_side = page_side.connect_to_server()
-        rewrite = self.rewrite
-        if rewrite is not None:
-            server_side.on_message(lambda frame: page_side.send(rewrite(str(frame))))
+        rewrite, keep = self.rewrite, self.keep
+        if rewrite is not None or keep is not None:
+            server_side.on_message(lambda frame: _forward(page_side, str(frame), rewrite, keep))
         async with self.connected:
             self.routes.append((page_side, server_side))
             self.connected.notify_all()
@@ -269,6 +273,13 @@ class SocketTap:
     async def wait_refused(self, count: int) -> None:
         async with asyncio.timeout(15), self.connected:
             await self.connected.wait_for(lambda: self.refused >= count)
+
+
+def _forward(
+    page_side: WebSocketRoute, frame: str, rewrite: Callable[[str], str] | None, keep: Callable[[str], bool] | None
+) -> None:
+    if keep is None or keep(frame):
+        page_side.send(rewrite(frame) if rewrite is not None else frame)
 
 
 @pytest_asyncio.fixture(loop_scope="module")

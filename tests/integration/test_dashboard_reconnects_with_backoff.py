@@ -1,5 +1,6 @@
 """The connection indicator shows reconnecting while the server is away, the page keeps retrying
-with exponential backoff and jitter, and "Reconnect now" skips the wait.
+with exponential backoff and jitter, "Reconnect now" skips the wait, and a connection that
+never brings its `hello` is given up and retried.
 
 The page's clock is Playwright's fake one, paused while the server refuses: the page's
 retries then happen only when the test moves time on, so nothing here depends on how
@@ -24,9 +25,11 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.integration.browser"]
 pytestmark = BROWSER_TESTS
 
-# static/js/socket.js: the first wait is below BACKOFF_BASE_MS, no wait is longer than BACKOFF_MAX_MS.
+# static/js/socket.js: the first wait is below BACKOFF_BASE_MS, no wait is longer than BACKOFF_MAX_MS;
+# a connection without a hello after HELLO_TIMEOUT_MS is given up.
 BACKOFF_BASE_MS = 500
 BACKOFF_MAX_MS = 30_000
+HELLO_TIMEOUT_MS = 10_000
 
 
 async def pause_clock(page: Page) -> None:
@@ -95,6 +98,47 @@ async def test_the_indicator_says_connecting_until_the_first_hello(
 
     await held[0].close(code=1013, reason="try again later")
     await dashboard.wait_live()
+
+
+async def test_a_connection_that_never_says_hello_is_given_up_and_tried_again(
+    tapped_dashboard: tuple[Dashboard, SocketTap], user: User
+) -> None:
+    dashboard, tap = tapped_dashboard
+    page = dashboard.page
+    state = dashboard.connection
+    # Time stops before the dashboard loads (a new page replays the clock's pause), so
+    # the page's timers fire only when the test runs the clock.
+    await page.clock.install()
+    await page.goto("/accounts/login/")
+    await pause_clock(page)
+    # The server accepts the socket, but nothing it sends reaches the page: no hello.
+    tap.keep = lambda frame: False
+    await dashboard.log_in(user.username, wait_live=False)
+    await tap.wait_connections(1)
+    await expect(state).to_have_attribute("data-state", "connecting")
+
+    # Just short of the timeout it is still waiting for the hello, on the same socket.
+    await page.clock.run_for(HELLO_TIMEOUT_MS - 1)
+    assert await state.get_attribute("data-state") == "connecting"
+    assert len(tap.routes) == 1
+
+    # At the timeout it gives the socket up and backs off like after any close.
+    tap.keep = None
+    await page.clock.run_for(1)
+    await expect(state).to_have_attribute("data-state", "reconnecting")
+    await expect(state.locator(".conn-text")).to_have_text("Reconnecting…")
+    await expect(state.get_by_role("button", name="Reconnect now")).to_be_visible()
+    assert len(tap.routes) == 1
+
+    # After the wait it tries again, and this time the hello gets through.
+    await page.clock.run_for(BACKOFF_BASE_MS)
+    await tap.wait_connections(2)
+    await dashboard.wait_live()
+    await expect(page.locator("#form-countdown").get_by_role("button", name="Start countdown")).to_be_enabled()
+    # The hello ended the wait: the live socket is kept past the timeout.
+    await page.clock.run_for(HELLO_TIMEOUT_MS)
+    assert await state.get_attribute("data-state") == "live"
+    assert len(tap.routes) == 2
 
 
 # _backoff() for ten failed attempts in a row, with Math.random() at its lowest, middle and highest.

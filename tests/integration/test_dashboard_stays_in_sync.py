@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 from playwright.async_api import BrowserContext, expect
@@ -17,18 +20,51 @@ pytest_plugins = ["tests.integration.browser"]
 pytestmark = BROWSER_TESTS
 
 
-async def test_a_reload_mid_job_continues_the_bar_from_where_it_was(dashboard: Dashboard, user: User) -> None:
+async def test_a_reload_mid_job_draws_the_bar_from_the_snapshot_and_continues_it(
+    tapped_dashboard: tuple[Dashboard, SocketTap], user: User
+) -> None:
+    dashboard, tap = tapped_dashboard
     await dashboard.log_in(user.username)
-    job = await dashboard.start_countdown(steps=40, interval_ms=80)
-    await dashboard.wait_progress_at_least(job, 20)
+    job = await dashboard.start_countdown(steps=300, interval_ms=100)
+    await dashboard.wait_progress_at_least(job, 2)
     before = await dashboard.progress(job)
+    job_id = await job.get_attribute("data-job-id")
 
+    # After the reload only hellos reach the page, so what the bar shows can come from
+    # nothing but the snapshot (not from a progress event that happened to follow it).
+    hellos: list[dict[str, Any]] = []
+    tap.keep = keep_only_hellos(hellos)
     await dashboard.page.reload()
-    # The job is drawn again from the hello snapshot, at its stored progress.
-    await expect(job).to_have_count(1)
-    assert await dashboard.progress(job) >= before
-    await dashboard.wait_status(job, "succeeded")
-    await expect(job.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    await dashboard.wait_live()
+    snapshot = next(held for held in hellos[-1]["jobs"] if held["id"] == job_id)
+    assert snapshot["status"] == "running"
+    assert snapshot["progress"]["percent"] >= before
+    await expect(job.get_by_role("progressbar")).to_have_attribute(
+        "aria-valuenow", str(math.floor(snapshot["progress"]["percent"]))
+    )
+
+    # Events flow again after a reconnect: the bar moves on from the snapshot.
+    tap.keep = None
+    connections = len(tap.routes)
+    await tap.cut()
+    await tap.wait_connections(connections + 1)
+    await dashboard.wait_live()
+    await dashboard.wait_progress_at_least(job, math.floor(snapshot["progress"]["percent"]) + 1)
+    await job.get_by_role("button", name="Cancel countdown job").click()
+    await dashboard.wait_status(job, "cancelled")
+
+
+def keep_only_hellos(seen: list[dict[str, Any]]) -> Callable[[str], bool]:
+    """A SocketTap `keep` that lets only `hello` through, and records each one in `seen`."""
+
+    def keep(frame: str) -> bool:
+        message = json.loads(frame)
+        if message.get("type") != "hello":
+            return False
+        seen.append(message)
+        return True
+
+    return keep
 
 
 async def test_two_tabs_of_one_user_show_each_others_jobs_live(dashboard: Dashboard, user: User) -> None:

@@ -11,6 +11,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 
+from notifications import protocol
+from notifications.protocol import ProtocolError
 from tasks import services
 from tests.unit.sockets import Socket, connected
 
@@ -59,6 +61,53 @@ async def test_malformed_frames_get_a_coded_error(user: User, frame: str, code: 
         assert reply["type"] == "error" and reply["code"] == code, reply
         assert reply["message"]
         await assert_still_usable(socket)
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    """A ping whose frame nests `depth` levels deep: its object, then arrays and objects in turn."""
+    value = inner
+    for level in range(depth - 1):
+        value = "[" + value + "]" if level % 2 == 0 else '{"a": ' + value + "}"
+    return '{"type": "ping", "n": ' + value + "}"
+
+
+async def test_nesting_past_the_bound_is_a_bad_message(user: User) -> None:
+    async with connected(user) as (socket, _):
+        reply = await socket.request(nested(protocol.MAX_NESTING + 1))
+        assert reply["code"] == "bad_message" and "nested too deeply" in reply["message"], reply
+        assert str(protocol.MAX_NESTING) in reply["message"]
+        await assert_still_usable(socket)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        nested(protocol.MAX_NESTING),
+        # Brackets inside strings are text, escaped quotes included.
+        '{"type": "ping", "n": "' + "[{" * 1000 + '"}',
+        '{"type": "ping", "n": "\\\\\\"' + "[" * 1000 + '", "m": ["]]]\\\\"]}',
+    ],
+    ids=["at the bound", "brackets in a string", "escaped quotes in strings"],
+)
+async def test_nesting_up_to_the_bound_is_read(user: User, frame: str) -> None:
+    json.loads(frame)  # the frame is valid JSON
+    async with connected(user) as (socket, _):
+        assert await socket.request(frame) == {"type": "pong"}
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ["[" * (64 * 1024), '{"a": ' * 10_000, "[" * 40 + '"' + "]" * 40],
+    ids=["64 KiB of [", "open objects", "not JSON either"],
+)
+def test_a_deep_frame_is_refused_before_any_json_is_built(monkeypatch: pytest.MonkeyPatch, frame: str) -> None:
+    def never(text: str) -> None:
+        raise AssertionError("parsed a frame nested past the bound")
+
+    monkeypatch.setattr(protocol, "_loads", never)
+    with pytest.raises(ProtocolError) as refused:
+        protocol.parse(frame)
+    assert refused.value.code == "bad_message" and "nested too deeply" in refused.value.message
 
 
 @pytest.mark.parametrize("number", ["1" * 100, "-" + "9" * 100, "1e308", "1e-999", "0." + "5" * 99])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from uploads.operations.base import OperationError, Progress
+from uploads.operations.base import OperationError, Progress, progress_text
 from uploads.operations.checksum import checksum
 from uploads.operations.csv_summary import csv_summary
 from uploads.operations.text_stats import text_stats
@@ -24,4 +24,13 @@ OPERATIONS: dict[str, Operation] = {
     "text.stats": text_stats,
 }
 
-__all__ = ["OPERATIONS", "Operation", "OperationError", "Progress", "checksum", "csv_summary", "text_stats"]
+__all__ = [
+    "OPERATIONS",
+    "Operation",
+    "OperationError",
+    "Progress",
+    "checksum",
+    "csv_summary",
+    "progress_text",
+    "text_stats",
+]

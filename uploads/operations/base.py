@@ -12,6 +12,9 @@ from typing import BinaryIO
 # decoding a chunk, small enough that memory stays a few MiB.
 CHUNK_BYTES = 1 << 20
 
+# Decimal units, largest first (KB = 10^3 bytes, as MB = 10^6 always was here).
+_UNITS = (("GB", 10**9), ("MB", 10**6), ("KB", 10**3))
+
 # Called with the number of bytes read so far. It may raise (a cancelled job's
 # reporter raises JobCancelled), which stops the operation where it stands.
 Progress = Callable[[int], None]
@@ -41,3 +44,16 @@ def chunks(file: BinaryIO, progress: Progress, size: int = CHUNK_BYTES) -> Itera
         done += len(chunk)
         progress(done)
         yield chunk
+
+
+def progress_text(done: int, total: int) -> str:
+    """`done` of `total` bytes, for a person: "512 of 900 bytes", "0.3 of 4.2 KB", "12.0 of 48.0 MB".
+
+    Both numbers take the largest unit in which the total shows as at least 1.0,
+    so a small file never reads "0.0 of 0.0 MB", and a file of 999,999 bytes
+    reads "… of 1.0 MB", not "… of 1000.0 KB".
+    """
+    for unit, scale in _UNITS:
+        if round(total / scale, 1) >= 1:
+            return f"{done / scale:.1f} of {total / scale:.1f} {unit}"
+    return f"{done:,} of {total:,} {'byte' if total == 1 else 'bytes'}"
