@@ -176,12 +176,22 @@ def stop(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 15) -> N
 # --- processes, as /proc shows them (tests and benchmarks watch workers and Daphne) ----------
 
 
+def status_kib(pid: int, field: str) -> int:
+    """A memory figure of /proc/<pid>/status, in KiB: VmRSS (resident now), VmHWM (peak resident)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
 def rss_kib(pid: int) -> int:
     """A process's resident memory (VmRSS) in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    return status_kib(pid, "VmRSS")
+
+
+def peak_rss_kib(pid: int) -> int:
+    """A process's peak resident memory so far (VmHWM) in KiB."""
+    return status_kib(pid, "VmHWM")
 
 
 def _children_by_parent() -> dict[int, list[int]]:

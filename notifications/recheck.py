@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections import defaultdict
 from typing import Protocol
 
@@ -33,6 +32,7 @@ from django.conf import settings
 
 from accounts.credentials import Credential, invalid_among
 from notifications import throttle
+from notifications.sockets import Watched
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +47,9 @@ class Checked(Protocol):
     async def forbid(self) -> None: ...
 
 
-_sockets: weakref.WeakSet[Checked] = weakref.WeakSet()
-_checkers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
-
-
 def register(socket: Checked) -> None:
     """Have `socket`'s credential re-checked while it is open."""
     _sockets.add(socket)
-    loop = asyncio.get_running_loop()
-    checker = _checkers.get(loop)
-    if checker is None or checker.done():
-        _checkers[loop] = loop.create_task(_check_forever(), name="credential re-check")
 
 
 def unregister(socket: Checked) -> None:
@@ -70,10 +62,13 @@ async def _check_forever() -> None:
         await check_all()
 
 
+_sockets: Watched[Checked] = Watched("credential re-check", _check_forever)
+
+
 async def check_all() -> None:
     """Close every socket of this process whose credential ended; keep the others counted."""
     by_credential: defaultdict[Credential, list[Checked]] = defaultdict(list)
-    for socket in list(_sockets):
+    for socket in _sockets:
         by_credential[socket.credential()].append(socket)
     pending = list(by_credential)
     for start in range(0, len(pending), CHECK_BATCH):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -34,6 +33,8 @@ from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
+from notifications.sockets import Watched
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,19 +42,10 @@ class Resyncable(Protocol):
     async def resync(self) -> None: ...
 
 
-_sockets: weakref.WeakSet[Resyncable] = weakref.WeakSet()
-_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
-
-
 def register(socket: Resyncable) -> None:
     """Count an open socket in, and watch the layer's servers while any is open."""
-    if not _uses_redis():
-        return
-    _sockets.add(socket)
-    loop = asyncio.get_running_loop()
-    watcher = _watchers.get(loop)
-    if watcher is None or watcher.done():
-        _watchers[loop] = loop.create_task(_watch(settings.CHANNELS_REDIS_URLS), name="channel-layer watch")
+    if _uses_redis():
+        _sockets.add(socket)
 
 
 def unregister(socket: Resyncable) -> None:
@@ -64,8 +56,8 @@ def _uses_redis() -> bool:
     return isinstance(get_channel_layer(), RedisChannelLayer | RedisPubSubChannelLayer)
 
 
-async def _watch(urls: list[str]) -> None:
-    servers = [Server(url) for url in urls]
+async def _watch() -> None:
+    servers = [Server(url) for url in settings.CHANNELS_REDIS_URLS]
     try:
         while _sockets:
             await asyncio.sleep(settings.LAYER_WATCH_SECONDS)
@@ -75,6 +67,9 @@ async def _watch(urls: list[str]) -> None:
     finally:
         for server in servers:
             await server.close()
+
+
+_sockets: Watched[Resyncable] = Watched("channel-layer watch", _watch)
 
 
 async def resync_all(reason: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,45 @@ def worker_answers(broker_url: str, name: str | None = None) -> bool:
     return any(name is None or node.startswith(f"{name}@") for reply in replies for node in reply)
 
 
+def service_env(db_url: str, redis_url: str, directories: pytest.TempPathFactory, **extra: str) -> dict[str, str]:
+    """The environment of the service processes a test starts: test settings on this run's database,
+    `redis_url`, their own VAR_DIR and metrics directory (/metrics sums every process), and `extra`."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "core.settings.test",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "VAR_DIR": str(directories.mktemp("var")),
+        "PYTHONUNBUFFERED": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(directories.mktemp("metrics")),
+        **extra,
+    }
+
+
+@dataclass
+class Started:
+    worker: subprocess.Popen[bytes]
+    daphne: subprocess.Popen[bytes]
+    port: int
+
+
+@contextmanager
+def worker_and_daphne(worker_command: list[str], env: dict[str, str], logs: Path) -> Iterator[Started]:
+    """A Celery worker and Daphne on a free port, both answering; stopped on the way out."""
+    port = stack.free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, command in (("worker", worker_command), ("daphne", stack.daphne_command("127.0.0.1", port))):
+            with open(logs / f"{name}.log", "wb") as log:
+                processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        worker, daphne = processes
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=daphne)
+        stack.wait_until(lambda: worker_answers(env["REDIS_URL"]), "Celery worker", timeout=60, process=worker)
+        yield Started(worker, daphne, port)
+    finally:
+        stack.stop(processes)
+
+
 @pytest.fixture(scope="session")
 def live_stack(
     django_db_setup: None,
@@ -73,28 +113,7 @@ def live_stack(
     logs = tmp_path_factory.mktemp("logs")
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "core.settings.test",
-        "DATABASE_URL": db_url,
-        "REDIS_URL": redis_url,
-        "EMAIL_URL": smtp_server.url,
-        "VAR_DIR": str(tmp_path_factory.mktemp("var")),
-        "PYTHONUNBUFFERED": "1",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),  # /metrics sums every process
-    }
-    port = stack.free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, command in (
-            ("worker", stack.worker_command("test-worker", 2)),
-            ("daphne", stack.daphne_command("127.0.0.1", port)),
-        ):
-            with open(logs / f"{name}.log", "wb") as log:
-                processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-        worker, daphne = processes
-        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=daphne)
-        stack.wait_until(lambda: worker_answers(redis_url), "Celery worker", timeout=60, process=worker)
+    env = service_env(db_url, redis_url, tmp_path_factory, EMAIL_URL=smtp_server.url)
+    with worker_and_daphne(stack.worker_command("test-worker", 2), env, logs) as started:
+        port = started.port
         yield LiveStack(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/jobs/", env, logs)
-    finally:
-        stack.stop(processes)

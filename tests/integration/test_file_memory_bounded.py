@@ -8,7 +8,6 @@ first megabytes, and on 200 MB they grew no more (11 and 17 MB).
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from django.db import connection
 
 from core import stack
 from tasks.models import Job, JobStatus
-from tests.integration.conftest import database_url, worker_answers
+from tests.integration.conftest import database_url, service_env, worker_and_daphne
 from tests.integration.faults.helpers import socket_of, submit, wait_for_job
 from uploads.models import Upload
 
@@ -100,45 +99,19 @@ def worker_stack(
     logs = tmp_path_factory.mktemp("logs")
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "core.settings.test",
-        "DATABASE_URL": db_url,
-        "REDIS_URL": redis_url,
-        "VAR_DIR": str(tmp_path_factory.mktemp("var")),
-        "MEDIA_ROOT": str(media_root),
-        "PYTHONUNBUFFERED": "1",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),
-    }
-    port = stack.free_port()
-    processes: list[subprocess.Popen[bytes]] = []
+    env = service_env(db_url, redis_url, tmp_path_factory, MEDIA_ROOT=str(media_root))
+    worker_command = [*stack.worker_command("memory-worker", 1), "--pool", "prefork"]
     try:
-        for name, command in (
-            ("worker", [*stack.worker_command("memory-worker", 1), "--pool", "prefork"]),
-            ("daphne", stack.daphne_command("127.0.0.1", port)),
-        ):
-            with open(logs / f"{name}.log", "wb") as log:
-                processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-        worker, daphne = processes
-        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=daphne)
-        stack.wait_until(lambda: worker_answers(redis_url), "Celery worker", timeout=60, process=worker)
-        yield WorkerStack(worker, f"ws://127.0.0.1:{port}/ws/jobs/")
+        with worker_and_daphne(worker_command, env, logs) as started:
+            yield WorkerStack(started.worker, f"ws://127.0.0.1:{started.port}/ws/jobs/")
     finally:
-        stack.stop(processes)
         stack.stop([redis])
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} for process {pid}")
 
 
 def reset_peak(pid: int) -> int:
     """Reset the process's peak resident memory (VmHWM) to its current one, and return that, in KiB."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
-    return status_kib(pid, "VmHWM")
+    return stack.peak_rss_kib(pid)
 
 
 async def run_job(user: User, ws_url: str, file: Generated, operation: str) -> Job:
@@ -174,7 +147,7 @@ async def test_the_worker_processes_a_large_file_with_its_peak_memory_growing_by
 
     job = await run_job(user, worker_stack.ws_url, files[size], operation)
 
-    growth = status_kib(pool, "VmHWM") - before
+    growth = stack.peak_rss_kib(pool) - before
     print(f"{operation}: the pool process's peak grew by {growth / 1024:.1f} MiB over a {size / MB:.0f} MB file")
     assert stack.children(worker_stack.worker.pid) == [pool], "the job ran in the process measured"
     assert job.result is not None

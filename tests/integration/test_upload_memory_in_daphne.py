@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import random
 import subprocess
 import uuid
@@ -25,7 +24,7 @@ from django.db import connection
 
 from accounts import tokens
 from core import stack
-from tests.integration.conftest import database_url
+from tests.integration.conftest import database_url, service_env
 from uploads.models import Upload
 
 pytestmark = [
@@ -47,36 +46,22 @@ class Daphne:
 
 
 @pytest.fixture
-def daphne(transactional_db: None, redis_url: str, tmp_path: Path) -> Iterator[Daphne]:
+def daphne(
+    transactional_db: None, redis_url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Daphne]:
     """Daphne alone, started as the run command starts it, with a limit that lets 150 MB through."""
     port = stack.free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "core.settings.test",
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "REDIS_URL": redis_url,
-        "VAR_DIR": str(tmp_path / "var"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-        "UPLOAD_MAX_BYTES": str(2 * SIZE),
-        "PYTHONUNBUFFERED": "1",
-    }
+    db_url = database_url(connection.settings_dict)
+    env = service_env(db_url, redis_url, tmp_path_factory, UPLOAD_MAX_BYTES=str(2 * SIZE))
     with open(tmp_path / "daphne.log", "wb") as log:
         process = subprocess.Popen(
             stack.daphne_command("127.0.0.1", port), env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
         stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=process)
-        yield Daphne(process, port, tmp_path / "var" / "media")
+        yield Daphne(process, port, Path(env["VAR_DIR"]) / "media")
     finally:
         stack.stop([process])
-
-
-def peak_rss_kib(pid: int) -> int:
-    """A process's peak resident memory so far (VmHWM), in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 def post_generated_file(port: int, token: str, size: int) -> tuple[int, dict[str, Any], str]:
@@ -128,11 +113,11 @@ def test_a_150_mb_upload_leaves_daphnes_peak_memory_far_below_the_files_size(dap
     # A first, small upload loads what a request loads (views, middleware), so it does not count below.
     status, answer, _ = post_generated_file(daphne.port, token, CHUNK)
     assert status == 201, answer
-    before = peak_rss_kib(daphne.process.pid)
+    before = stack.peak_rss_kib(daphne.process.pid)
 
     status, answer, sent = post_generated_file(daphne.port, token, SIZE)
 
-    growth = peak_rss_kib(daphne.process.pid) - before
+    growth = stack.peak_rss_kib(daphne.process.pid) - before
     print(f"Daphne's peak RSS grew by {growth / 1024:.1f} MiB over a {SIZE / 1e6:.0f} MB upload")
     assert status == 201, answer
     assert answer["size"] == SIZE
