@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from core.settings_module import use_settings_module
+from envconfig.settings_module import use_settings_module
 
 
 def main() -> None:

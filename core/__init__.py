@@ -1,4 +1,5 @@
-# Load the Celery app with Django, so @shared_task binds to it in every process.
-from celery_app import app as celery_app
+"""The composition root: settings, the ASGI router, URLs, health, the run command, and the Celery app's loading.
 
-__all__ = ("celery_app",)
+The top layer: it may import every package of the project; nothing imports it
+(settings are read through django.conf.settings).
+"""

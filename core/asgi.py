@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.asgi import get_asgi_application
 
-from core.settings_module import use_settings_module
+from envconfig.settings_module import use_settings_module
 
 use_settings_module()
 # Django must be set up before anything imports models, hence this order.

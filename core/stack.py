@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from core import env
+from envconfig import env
 
 # Daphne's own hard limit sits above the protocol's 64 KiB: frames between the
 # two reach the consumer, which closes with 4009 as the protocol says; frames

@@ -131,7 +131,10 @@ class JobsConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         retry_after = await throttle.message_allowed(self.channel_name)
         if retry_after is not None:
-            await self._rate_limited("Too many messages on this connection.", retry_after)
+            # Read the request_id even so, so that a client waiting on its answer gets it
+            # (a parse per refused frame, and at most RATE_LIMIT_STRIKES of them before 4008).
+            request_id = protocol.request_id_of(text_data) if text_data is not None else None
+            await self._rate_limited("Too many messages on this connection.", retry_after, request_id)
             return
         if text_data is None:
             await self._error("unsupported", "Binary frames are not supported; send JSON text frames.")
@@ -198,7 +201,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
         await self.close(code=protocol.CLOSE_FORBIDDEN)
 
     async def _dispatch(self, message: ClientMessage) -> None:
-        request_id = message.request_id if isinstance(message, Submit) else None
+        request_id = message.request_id
         handler = self._handlers[message.type]
         try:
             await handler(self, message)

@@ -43,15 +43,21 @@ class ProtocolError(Exception):
         self.details = details
 
 
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
 class _Message(BaseModel):
     # Strict: a number is not a string; unknown fields are ignored so newer
     # clients can add optional fields.
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
+    # Optional on every message (protocol 1.1): its reply and any error about it echo it.
+    request_id: RequestId | None = None
+
 
 class Submit(_Message):
     type: Literal["job.submit"]
-    request_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    request_id: RequestId
     kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     params: dict[str, Any]
 

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pytest_django.fixtures import Settings
 
-from core import env
 from core.stack import free_port
+from envconfig import env
 
 USER_UNKNOWN = "550 5.1.1 Recipient address rejected: User unknown"
 
@@ -232,7 +232,7 @@ def use_smtp(settings: Settings, host: str, port: int) -> None:
 
 
 def use_email_url(settings: Settings, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
-    """Point Django's email where EMAIL_URL points, read as the settings read it (core.env.get_email)."""
+    """Point Django's email where EMAIL_URL points, read as the settings read it (envconfig.env.get_email)."""
     use_smtp(settings, "localhost", 25)
     monkeypatch.setenv("EMAIL_URL", url)
     for name, value in env.get_email("EMAIL_URL", "").items():

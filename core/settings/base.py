@@ -1,4 +1,4 @@
-"""Settings shared by every environment. Values come from the environment (core.env)."""
+"""Settings shared by every environment. Values come from the environment (envconfig.env)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from core import env
+from envconfig import env
 
 # Lets the code write ModelAdmin[Job] and other generics that django-stubs types.
 django_stubs_ext.monkeypatch()

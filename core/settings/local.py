@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core import env
 from core.settings.base import *  # noqa: F403
+from envconfig import env
 
 DEBUG = env.get_bool("DEBUG", True)
 SECRET_KEY = env.get_str("SECRET_KEY", "local-development-only-not-secret")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from core import env
 from core.settings.base import *  # noqa: F403
+from envconfig import env
 
 SECRET_KEY = env.get_str("SECRET_KEY")
 ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", [])

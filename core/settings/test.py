@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 
-from core import env
 from core.settings.base import *  # noqa: F403
 from core.settings.base import DATABASES, VAR_DIR
+from envconfig import env
 
 DEBUG = False
 SECRET_KEY = env.get_str("SECRET_KEY", "test-only-not-secret")

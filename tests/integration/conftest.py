@@ -17,6 +17,7 @@ from celery import Celery
 from django.db import connection
 
 from core import stack
+from tests.integration.idle import settle
 from tests.smtp import SmtpServer, serving
 
 
@@ -26,6 +27,10 @@ class LiveStack:
     ws_url: str
     env: dict[str, str]
     logs: Path
+
+    def settle(self) -> None:
+        """Cancel what a test left unfinished; wait until the worker and Daphne leave the database alone."""
+        settle(self.env["REDIS_URL"], workers=1)
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:
@@ -117,3 +122,21 @@ def live_stack(
     with worker_and_daphne(stack.worker_command("test-worker", 2), env, logs) as started:
         port = started.port
         yield LiveStack(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/jobs/", env, logs)
+
+
+# The fixtures of stacks of real processes that tests share; each has a settle() method.
+SHARED_STACKS = ("live_stack", "fault_stack")
+
+
+@pytest.fixture(autouse=True)
+def stack_left_idle(request: pytest.FixtureRequest, django_db_blocker: Any) -> Iterator[None]:
+    """After a test that used a shared stack: cancel what it left unfinished and wait until the stack is idle.
+
+    Autouse fixtures of plugins are set up first, so pytest-django's database fixture
+    is torn down (the flush) after this one: the stack never races the flush.
+    """
+    yield
+    for name in SHARED_STACKS:
+        if name in request.fixturenames:
+            with django_db_blocker.unblock():
+                request.getfixturevalue(name).settle()

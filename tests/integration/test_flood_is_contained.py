@@ -1,4 +1,5 @@
-"""A flood of submits from one user is bounded and answered rate_limited, while another user is served."""
+"""A flood of submits from one user is bounded and answered rate_limited, while another user is served;
+every answer names the request it answers."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ async def test_a_burst_of_a_thousand_submits_is_contained(live_stack: LiveStack,
     _, raw = await database_sync_to_async(tokens.create)(user, "flood")
     cookie = await asyncio.to_thread(login, live_stack.base_url, other_user.username, PASSWORD)
     replies: dict[str, int] = {}
+    answered: list[str | None] = []  # the request_id of every job.accepted and error, in order
+    sent: set[str] = set()
     close_code = None
     async with (
         connect(live_stack.ws_url, additional_headers={"Authorization": f"Bearer {raw}"}) as flooder,
@@ -33,11 +36,13 @@ async def test_a_burst_of_a_thousand_submits_is_contained(live_stack: LiveStack,
     ):
         await flooder.recv()  # hello
         for n in range(FLOOD):
-            frame = {"type": "job.submit", "request_id": f"flood-{n}", "kind": "demo.countdown", "params": {"steps": 1}}
+            request_id = f"flood-{n}"
+            frame = {"type": "job.submit", "request_id": request_id, "kind": "demo.countdown", "params": {"steps": 1}}
             try:
                 await flooder.send(json.dumps(frame))
             except ConnectionClosed:
                 break
+            sent.add(request_id)
         # Mid-flood, someone else's submit is accepted.
         job = await bystander.submit("demo.countdown", {"steps": 1})
         assert job["status"] == "queued"
@@ -46,6 +51,8 @@ async def test_a_burst_of_a_thousand_submits_is_contained(live_stack: LiveStack,
                 reply = json.loads(await asyncio.wait_for(flooder.recv(), 30))
                 key = reply.get("code", reply["type"])
                 replies[key] = replies.get(key, 0) + 1
+                if reply["type"] in ("job.accepted", "error"):
+                    answered.append(reply["request_id"])
         except ConnectionClosed as closed:
             close_code = closed.rcvd.code if closed.rcvd else None
     assert close_code == 4008  # it kept going after repeated warnings
@@ -53,3 +60,8 @@ async def test_a_burst_of_a_thousand_submits_is_contained(live_stack: LiveStack,
     accepted = await database_sync_to_async(Job.objects.filter(owner=user).count)()
     assert 1 <= accepted <= 30
     assert replies.get("job.accepted", 0) == accepted
+    # Whichever check refused it (the message rate, the submission rate), an answer names its request:
+    # a client that waits for the answer to its request_id is never left waiting.
+    assert None not in answered
+    assert set(answered) <= sent
+    assert len(answered) == len(set(answered))  # one answer per request

@@ -132,6 +132,17 @@ async def test_bad_message_details_name_the_fields(user: User) -> None:
         assert set(reply["details"]) == {"request_id", "params"}
 
 
+async def test_an_error_to_any_message_echoes_the_request_id_it_carried(user: User) -> None:
+    async with connected(user) as (socket, _):
+        reply = await socket.request({"type": "job.cancel", "job_id": "no-such-job", "request_id": "c1"})
+        assert (reply["code"], reply["request_id"]) == ("not_found", "c1")
+        reply = await socket.request({"type": "job.retry", "job_id": 5, "request_id": "c2"})
+        assert (reply["code"], reply["request_id"]) == ("bad_message", "c2")
+        # Without one (a version 1 client), the error's request_id is null, as before.
+        reply = await socket.request({"type": "job.cancel", "job_id": "no-such-job"})
+        assert (reply["code"], reply["request_id"]) == ("not_found", None)
+
+
 async def test_unknown_kind(user: User) -> None:
     async with connected(user) as (socket, _):
         reply = await socket.request({"type": "job.submit", "request_id": "r1", "kind": "crypto.mine", "params": {}})

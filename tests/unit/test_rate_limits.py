@@ -47,6 +47,19 @@ async def test_messages_per_second_are_limited_per_connection(user: User, settin
         assert {reply.get("code") for reply in replies[5:]} == {"rate_limited"}
 
 
+async def test_a_submit_refused_by_the_message_rate_names_its_request(user: User, settings: Settings) -> None:
+    settings.RATE_LIMIT_MESSAGES_PER_SECOND = 2
+    async with connected(user) as (socket, _):
+        for _ in range(2):
+            assert (await socket.request({"type": "ping"}))["type"] == "pong"
+        refused = await socket.request(submit(7))
+        assert refused["code"] == "rate_limited"
+        assert refused["request_id"] == "r7"
+        # Any message that carries a request_id (protocol 1.1) gets it back too.
+        refused = await socket.request({"type": "ping", "request_id": "p1"})
+        assert (refused["code"], refused["request_id"]) == ("rate_limited", "p1")
+
+
 async def test_a_connection_that_ignores_the_warnings_is_closed_with_4008(user: User, settings: Settings) -> None:
     settings.RATE_LIMIT_MESSAGES_PER_SECOND = 2
     settings.RATE_LIMIT_STRIKES = 3

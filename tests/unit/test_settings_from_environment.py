@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from core import env
 from core.settings import base
+from envconfig import env
 
 
 def test_it_reads_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from django.db import connection
 
 from core import stack
 from tests.integration.conftest import database_url
+from tests.integration.idle import settle
 from tests.smtp import SmtpServer, serving
 
 FAST_RECOVERY = {
@@ -115,6 +116,11 @@ class FaultStack:
         port = int(self.base_url.rsplit(":", 1)[1])
         stack.stop([self.daphne])
         return self.start_daphne(port)
+
+    def settle(self) -> None:
+        """Cancel what a test left unfinished; wait until the live workers, beat and Daphne leave the database alone."""
+        live_workers = sum(1 for worker in self.workers if worker.poll() is None)
+        settle(self.redis_url if self.redis is not None else None, workers=live_workers)
 
     def stop_all(self) -> None:
         for worker in self.workers:
