@@ -39,9 +39,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request as r; h = next((x.strip().lstrip('.') for x in os.environ.get('ALLOWED_HOSTS', '').split(',') if x.strip() and '*' not in x), 'localhost'); r.urlopen(r.Request('http://127.0.0.1:8000/accounts/login/', headers={'Host': h}), timeout=4)"]
 
-# Same command as core/stack.py (Daphne with its SIGTERM cleanup fixed, frame
-# limits, keepalive pings), plus proxy headers.
-CMD ["python", "-m", "core.daphne", "--bind", "0.0.0.0", "--port", "8000", \
-     "--websocket-max-message-size", "131072", "--websocket-max-frame-size", "131072", \
-     "--ping-interval", "20", "--ping-timeout", "30", \
-     "--proxy-headers", "core.asgi:application"]
+# The web server as make run and the tests start it (core/daphne.py adds the frame
+# limits, keepalive pings and the application, and installs Daphne's fixes), behind a proxy.
+CMD ["python", "-m", "core.daphne", "--bind", "0.0.0.0", "--port", "8000", "--proxy-headers"]

@@ -20,9 +20,9 @@ test-integration: $(VENV)/.dev
 	bin/test -m integration
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy . && $(VENV)/bin/lint-imports --no-cache
 
-# The benchmark suite of issue #7 (docs/benchmarks.md): one table, baseline beside ours.
+# The benchmark suite (docs/benchmarks.md): one table, baseline beside ours.
 bench: $(VENV)/.dev
 	$(PY) -m bench
 

@@ -1,4 +1,4 @@
-"""Is an open socket's credential still good? Asked for every open socket, in batches (notifications.recheck)."""
+"""Is an open socket's credential still good? Asked for every open socket, in batches (gateway.recheck)."""
 
 from __future__ import annotations
 

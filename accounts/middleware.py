@@ -7,6 +7,7 @@ from collections.abc import Callable
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 
+import patches.django
 from accounts import tokens
 
 API_PREFIX = "/api/"
@@ -29,5 +30,5 @@ class BearerTokenMiddleware:
         if raw is not None and request.path.startswith(API_PREFIX):
             token = tokens.authenticate(raw)
             request.user = token.user if token is not None else AnonymousUser()
-            request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+            patches.django.waive_csrf(request)
         return self.get_response(request)

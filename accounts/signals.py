@@ -1,4 +1,4 @@
-"""Close a user's sockets as soon as their credentials stop being valid."""
+"""Django's auth signals that end a credential, turned into the accounts app's own event (accounts.events)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,23 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from notifications import publish
+from accounts import events
 
 
 @receiver(user_logged_out)
-def close_sockets_of_the_session(sender: Any, request: HttpRequest, user: User | None, **kwargs: Any) -> None:
+def session_ended(sender: Any, request: HttpRequest, user: User | None, **kwargs: Any) -> None:
     # Sent before the session is flushed, so its key is still there.
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if user is not None and session_key:
-        publish.auth_event_on_commit(user.pk, "auth.session_ended", session_key=session_key)
+        events.credential_ended_on_commit(user.pk, session_key=session_key)
 
 
 @receiver(post_save, sender=User)
-def close_sockets_of_a_deactivated_user(sender: Any, instance: User, **kwargs: Any) -> None:
+def user_deactivated(sender: Any, instance: User, **kwargs: Any) -> None:
     if not instance.is_active:
-        publish.auth_event_on_commit(instance.pk, "auth.revoked")
+        events.credential_ended_on_commit(instance.pk)
 
 
 @receiver(post_delete, sender=User)
-def close_sockets_of_a_deleted_user(sender: Any, instance: User, **kwargs: Any) -> None:
-    publish.auth_event_on_commit(instance.pk, "auth.revoked")
+def user_deleted(sender: Any, instance: User, **kwargs: Any) -> None:
+    events.credential_ended_on_commit(instance.pk)

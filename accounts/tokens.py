@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import events
 from accounts.models import ApiToken
-from notifications import publish
 
 TOKEN_PREFIX = "jobs_"  # noqa: S105  (a marker that makes leaked tokens easy to scan for, not a secret)
 # last_used_at is a hint for people, not an audit log: write it at most this often.
@@ -52,7 +52,7 @@ def revoke(token: ApiToken) -> None:
     with transaction.atomic():
         updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if updated:
-            publish.auth_event_on_commit(token.user_id, "auth.token_revoked", token_id=token.pk)
+            events.credential_ended_on_commit(token.user_id, token_id=token.pk)
     token.refresh_from_db(fields=["revoked_at"])
 
 

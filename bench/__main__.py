@@ -1,4 +1,4 @@
-"""The benchmark suite of issue #7: every benchmark, one table, baseline beside ours.
+"""The benchmark suite: every benchmark, one table, baseline beside ours.
 
     .venv/bin/python -m bench [--only publish_cost,latency] [--file-processing]
 

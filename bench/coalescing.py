@@ -42,9 +42,9 @@ def run(calls: int) -> list[Row]:
     with private_stack():
         from django.conf import settings
 
-        from notifications.publish import publisher
         from tasks.models import Job, JobStatus
         from tasks.progress import ProgressReporter
+        from transport.publisher import publisher
 
         user, _ = make_user()
         job = Job.objects.create(owner=user, kind="demo.countdown", request_id="bench", status=JobStatus.RUNNING)

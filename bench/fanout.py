@@ -6,7 +6,7 @@ A private Redis and SQLite database; for each channel layer (CHANNEL_LAYER=pubsu
 then core, each with its own Daphne process): 10 users with 20 token sockets each
 (RATE_LIMIT_CONNECTIONS_PER_USER, left at its default), opened by 4 client
 processes (asyncio + websockets, 50 sockets each). A separate "worker" process
-publishes job.progress frames to the users' groups (notifications.groups.user_group),
+publishes job.progress frames to the users' groups (transport.groups.user_group),
 round robin, paced evenly: R deliveries per second offered means R / 20 group
 events per second, each delivered to the 20 sockets of one user.
 
@@ -20,7 +20,7 @@ frames later than that count as not delivered. 20 warm-up frames before each
 step, and a 1 s step at R / 10 on each fresh Daphne, are not counted.
 
 * baseline: `async_to_sync(layer.group_send)` per event, as the Channels docs show;
-* ours: `notifications.publish.publisher.send(group, text)`.
+* ours: `transport.publisher.publisher.send(group, text)`.
 
 A step "keeps up" when at least 98 % of the offered deliveries arrived and p99
 <= 50 ms. Per layer, in this order:
@@ -60,7 +60,7 @@ from bench.harness import (
     private_stack,
     report,
 )
-from notifications.groups import user_group
+from transport.groups import user_group
 
 USERS = 10
 PER_USER = 20  # RATE_LIMIT_CONNECTIONS_PER_USER's default
@@ -121,13 +121,13 @@ def worker() -> None:
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    from notifications.publish import EVENT_TYPE, publisher
+    from transport.publisher import FRAME_TYPE, publisher
 
     naive_send = async_to_sync(get_channel_layer().group_send)
 
     def publish(mode: str, group: str, text: str) -> None:
         if mode == "naive":
-            naive_send(group, {"type": EVENT_TYPE, "text": text})
+            naive_send(group, {"type": FRAME_TYPE, "text": text})
         else:
             publisher.send(group, text)
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmark suite (issue #7): a private stack, results, the table.
+"""Shared pieces of the benchmark suite: a private stack, results, the table.
 
 Every benchmark starts its own redis-server on a free 127.0.0.1 port, a
 throw-away SQLite database in a temporary directory and, where it needs one,
@@ -250,7 +250,7 @@ def _private_stack(
 def _close_publisher() -> None:
     """Stop the publisher's loop while Redis still answers, so exit does not wait on a dead Redis."""
     try:
-        from notifications.publish import publisher
+        from transport.publisher import publisher
     except Exception:  # Django never got set up
         return
     publisher.flush(timeout=2)

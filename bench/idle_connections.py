@@ -30,7 +30,7 @@ every socket re-checked its own credential every 15 s on Channels' single
 database thread (database_sync_to_async), with a new SQLite connection per call,
 which saturated that thread, and new handshakes waited past the clients' 30 s
 timeout. Now each Daphne process re-checks all its sockets in one batch
-(notifications.recheck) and keeps its database connection (CONN_MAX_AGE). Both
+(gateway.recheck) and keeps its database connection (CONN_MAX_AGE). Both
 servers' runs take about 4-5 minutes together here; --connections 2000 gives a
 quicker look. No handshake starts after --open-seconds, so a run always ends.
 """
@@ -57,7 +57,7 @@ from bench.harness import (
     private_stack,
     report,
 )
-from core import stack
+from tests import procfs
 
 PER_USER = 20  # RATE_LIMIT_CONNECTIONS_PER_USER's default
 IN_FLIGHT = 50  # handshakes in flight, over all client processes
@@ -162,10 +162,10 @@ def measure(
     try:
         open_from([warm], ws_url, [warm_token], 1, budget)
         time.sleep(1)
-        before = stack.rss_kib(pid)
+        before = procfs.rss_kib(pid)
         reports = open_from(clients, ws_url, tokens, max(1, IN_FLIGHT // processes), budget)
         time.sleep(2)  # idle: let the server settle
-        after = stack.rss_kib(pid)
+        after = procfs.rss_kib(pid)
     finally:
         bench_stack.stop_daphne()  # first, so the clients' sockets need no closing handshakes
         for talker in [warm, *clients]:

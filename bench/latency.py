@@ -51,7 +51,7 @@ def child(mode: str, group: str, events: int, rate: float, jobs: int) -> None:
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    from notifications.publish import EVENT_TYPE, publisher
+    from transport.publisher import FRAME_TYPE, publisher
 
     layer = get_channel_layer()
     naive_send = async_to_sync(layer.group_send)
@@ -62,7 +62,7 @@ def child(mode: str, group: str, events: int, rate: float, jobs: int) -> None:
         body["sent_ns"] = time.time_ns()
         text = json.dumps(body)
         if mode == "naive":
-            naive_send(group, {"type": EVENT_TYPE, "text": text})
+            naive_send(group, {"type": FRAME_TYPE, "text": text})
         else:
             publisher.send(group, text)
 
@@ -155,7 +155,7 @@ def rows(name: str, base: Measured, mine: Measured, p50: float | None, p99: floa
 
 def run(events: int, rate: float, concurrent: bool) -> list[Row]:
     with private_stack() as bench_stack:
-        from notifications.groups import user_group
+        from transport.groups import user_group
 
         user, token = make_user()
         group = user_group(user.pk)

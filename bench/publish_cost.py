@@ -10,7 +10,7 @@ loop; on `core` a channel added to the group):
 
 * baseline: `async_to_sync(layer.group_send)(group, message)` per event, as the
   Channels docs show;
-* ours: `notifications.publish.publisher.send(group, text)`, then
+* ours: `transport.publisher.publisher.send(group, text)`, then
   `publisher.flush()` to wait until every event was actually sent.
 
 Reported per event: the caller's wall time (what the job waits), the process
@@ -62,7 +62,7 @@ def run(events: int) -> list[Row]:
         from channels.layers import get_channel_layer
         from django.conf import settings
 
-        from notifications.publish import EVENT_TYPE, publisher
+        from transport.publisher import FRAME_TYPE, publisher
 
         layer = get_channel_layer()
         if settings.CHANNEL_LAYER == "pubsub":
@@ -76,10 +76,10 @@ def run(events: int) -> list[Row]:
         def naive() -> Timing:
             send = async_to_sync(layer.group_send)
             for i in range(WARMUP):
-                send(GROUP, {"type": EVENT_TYPE, "text": texts[i]})
+                send(GROUP, {"type": FRAME_TYPE, "text": texts[i]})
             cpu, wall = time.process_time(), time.perf_counter()
             for text in texts:
-                send(GROUP, {"type": EVENT_TYPE, "text": text})
+                send(GROUP, {"type": FRAME_TYPE, "text": text})
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             return Timing(wall, cpu, wall)
 

@@ -52,6 +52,7 @@ from websockets.asyncio.client import connect
 
 from bench.harness import Row, Stack, cpu_seconds, make_user, ms, parser, percentile, private_stack, report
 from core import stack
+from tests import procfs
 
 CONCURRENCY = 2  # the worker's, as `manage.py runstack` starts it
 WARMUP = 2.0  # seconds before the window opens
@@ -136,7 +137,7 @@ def cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:
 
 def redis_pids() -> list[int]:
     """This process's private redis-server (a child of it)."""
-    for pid in stack.descendants(os.getpid()):
+    for pid in procfs.descendants(os.getpid()):
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "redis-server":
                 return [pid]
@@ -219,7 +220,7 @@ def ours(bench_stack: Stack, clients: int, seconds: float) -> Measured:
     assert bench_stack.daphne is not None
     worker = start_worker(bench_stack, "bench-worker", app, "celery_app")
     pids = {
-        "worker": [worker.pid, *stack.descendants(worker.pid)],
+        "worker": [worker.pid, *procfs.descendants(worker.pid)],
         "Daphne": [bench_stack.daphne.pid],
         "Redis": redis_pids(),
         "clients": [os.getpid()],
@@ -251,7 +252,7 @@ def floor(bench_stack: Stack, clients: int, seconds: float) -> Measured:
     """`clients` threads, each: apply_async the reply task, BLPOP its reply, again."""
     floor_app.conf.update(broker_url=bench_stack.redis_url)
     worker = start_worker(bench_stack, "bench-floor", floor_app, "bench.throughput:floor_app")
-    pids = {"worker": [worker.pid, *stack.descendants(worker.pid)], "Redis": redis_pids(), "clients": [os.getpid()]}
+    pids = {"worker": [worker.pid, *procfs.descendants(worker.pid)], "Redis": redis_pids(), "clients": [os.getpid()]}
     window = Window(seconds)
     cpu: dict[str, float] = {}
     done: list[Done] = []

@@ -1,139 +1,52 @@
-"""Daphne 4.2.3 with two fixes: `python -m core.daphne` takes Daphne's own arguments.
+"""`python -m core.daphne --bind HOST --port PORT [Daphne options]`: the web server, as every deployment runs it.
 
-1. Shutdown. On SIGTERM, Daphne cancels every application instance from a
-   "before shutdown" trigger, `Server.kill_all_applications`, and waits for
-   them. That method reads `details["application_instance"]` for every
-   connection it tracks, but a connection has no such key until its request
-   starts, and keeps none for up to a second after its application finished
-   (the HTTP side of an upgraded WebSocket, a health probe that connected and
-   left). Any SIGTERM within a second of such a connection raises KeyError
-   there: no consumer is cancelled, none runs its cleanup, and the process
-   exits with open sockets still counted against their users. This version
-   skips those connections.
+The one source of Daphne's command line: `make run` and the tests (through
+core.stack) and the Dockerfile all start this module. It checks the versions
+of the patched libraries, installs the Daphne fixes (patches.daphne), and adds
+the service's standard options that the caller did not give:
 
-2. Request bodies. Twisted receives a body into a temporary file (on disk
-   past 100 KB), then two copies of it were made in memory before Django
-   read a byte:
-   a. Twisted's `Request.requestReceived` parses a multipart/form-data or
-      urlencoded POST body into `request.args`, which Daphne never reads,
-      with the email package: some 12 times the body's size (a 150 MB
-      upload took Daphne's peak RSS up by 1.9 GB). Requests here are made
-      with `parsePOSTFormSubmission=False`, Twisted's switch for that.
-   b. `WebRequest.process` reads the whole file, in 8 KiB chunks and without
-      yielding, into the application's unbounded asyncio queue (a 150 MB
-      body: 150 MB more). Here `Server.create_application` gives an HTTP
-      application a receive() that reads the next chunk from the file only
-      when called, so Daphne holds one chunk per request. The file position
-      is left at the end, so the loop in `process`, which runs right after
-      create_application returns, reads nothing and queues only an empty
-      final message, which is dropped.
+* frames up to DAPHNE_MAX_MESSAGE_BYTES: frames between the protocol's 64 KiB
+  and this reach the consumer, which closes with 4009 as the protocol says;
+  larger ones are dropped by Daphne without reaching Python;
+* keepalive pings every DAPHNE_PING_INTERVAL seconds (20), and a peer that has
+  not answered for DAPHNE_PING_TIMEOUT (30) is dropped, leaving its groups;
+* the application, core.asgi:application.
 """
 
 from __future__ import annotations
 
-import asyncio
-import io
-import logging
-from functools import partial
-from typing import IO, Any
+import sys
 
-import daphne
 from daphne.cli import CommandLineInterface
-from daphne.http_protocol import WebRequest
-from daphne.server import Server
-from twisted.internet import defer
 
-logger = logging.getLogger("daphne.server")
+import patches
+import patches.daphne
+from envconfig import env
 
-# Both fixes replace Daphne internals; check them against any other version before allowing it.
-PATCHED_VERSION = "4.2.3"
-
-Message = dict[str, Any]
+DAPHNE_MAX_MESSAGE_BYTES = 128 * 1024
+APPLICATION = "core.asgi:application"
 
 
-def kill_all_applications(self: Server) -> Any:
-    """Cancel every running application instance, then make Twisted wait until they are all done."""
-    instances = [details.get("application_instance") for details in self.connections.values()]
-    running = [instance for instance in instances if instance is not None and not instance.done()]
-    for instance in running:
-        instance.cancel()
-    logger.info("Killed %i pending application instances", len(running))
-    # return_exceptions: wait for every one, not only until the first ends cancelled.
-    waiting = defer.Deferred.fromFuture(asyncio.gather(*running, return_exceptions=True))
-    waiting.addErrback(lambda _: None)
-    return waiting
+def standard_options() -> dict[str, str]:
+    return {
+        "--websocket-max-message-size": str(DAPHNE_MAX_MESSAGE_BYTES),
+        "--websocket-max-frame-size": str(DAPHNE_MAX_MESSAGE_BYTES),
+        "--ping-interval": str(env.get_int("DAPHNE_PING_INTERVAL", 20, minimum=1)),
+        "--ping-timeout": str(env.get_int("DAPHNE_PING_TIMEOUT", 30, minimum=1)),
+    }
 
 
-class RequestBody:
-    """An HTTP request's side of the application: its receive(), and the queue Daphne puts messages in.
-
-    receive() reads the body from Twisted's file one chunk per call, after any
-    message Daphne queued (http.disconnect), so a client that left stops the
-    reading. Twisted closes the file when the request ends.
-    """
-
-    def __init__(self, content: IO[bytes], chunk_size: int) -> None:
-        self.content = content
-        self.chunk_size = chunk_size
-        self.offset = content.tell()
-        self.more_body = True
-        self.messages: asyncio.Queue[Message] = asyncio.Queue()
-        content.seek(0, io.SEEK_END)  # leaves process() nothing to read (see the module's docstring)
-
-    def put_nowait(self, message: Message) -> None:
-        """Daphne's side. Its http.request is the empty one of an emptied file: receive() sends the body."""
-        if message["type"] != "http.request":
-            self.messages.put_nowait(message)
-
-    async def receive(self) -> Message:
-        if self.more_body:
-            await asyncio.sleep(0)  # other connections run between the chunks of a long body
-        if self.more_body and self.messages.empty() and not self.content.closed:
-            return self._next_chunk()
-        return await self.messages.get()
-
-    def _next_chunk(self) -> Message:
-        self.content.seek(self.offset)
-        chunk = self.content.read(self.chunk_size)
-        self.offset += len(chunk)
-        self.more_body = len(chunk) == self.chunk_size  # as Daphne says it: an exact fit ends with b""
-        return {"type": "http.request", "body": chunk, "more_body": self.more_body}
-
-
-_web_request_init = WebRequest.__init__
-
-
-def web_request_init(self: WebRequest, *args: Any, **kwargs: Any) -> None:
-    """Daphne's, with Twisted told to leave POST bodies unparsed (fix 2a)."""
-    _web_request_init(self, *args, parsePOSTFormSubmission=False, **kwargs)
-
-
-_create_application = Server.create_application
-
-
-def create_application(self: Server, protocol: Any, scope: Message) -> Any:
-    """Daphne's own for WebSockets; for HTTP the same, with a RequestBody in place of the queue."""
-    if scope["type"] != "http":
-        return _create_application(self, protocol, scope)
-    assert "application_instance" not in self.connections[protocol]
-    body = RequestBody(protocol.content, self.request_buffer_size)
-    scope.setdefault("asgi", {"version": "3.0"})
-    instance = self.application(scope=scope, receive=body.receive, send=partial(self.handle_reply, protocol))
-    if protocol not in self.connections:
-        return None
-    self.connections[protocol]["application_instance"] = asyncio.ensure_future(instance, loop=asyncio.get_event_loop())
-    return body
+def arguments(given: list[str]) -> list[str]:
+    """Daphne's arguments: the standard options `given` lacks, then `given`, then the application."""
+    named = {argument.split("=", 1)[0] for argument in given if argument.startswith("--")}
+    added = [part for option, value in standard_options().items() if option not in named for part in (option, value)]
+    return [*added, *given, APPLICATION]
 
 
 def main() -> None:
-    if daphne.__version__ != PATCHED_VERSION:
-        raise SystemExit(
-            f"core/daphne.py patches Daphne {PATCHED_VERSION}, but Daphne {daphne.__version__} is installed: "
-            "check each patch of main() against it, then update PATCHED_VERSION."
-        )
-    Server.kill_all_applications = kill_all_applications
-    WebRequest.__init__ = web_request_init
-    Server.create_application = create_application
+    patches.check_versions()
+    patches.daphne.apply()
+    sys.argv = [sys.argv[0], *arguments(sys.argv[1:])]
     CommandLineInterface.entrypoint()
 
 

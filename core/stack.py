@@ -3,7 +3,6 @@ integration tests, so the tests exercise the same command lines people run."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -16,12 +15,6 @@ from urllib.parse import urlsplit
 
 import redis
 
-from envconfig import env
-
-# Daphne's own hard limit sits above the protocol's 64 KiB: frames between the
-# two reach the consumer, which closes with 4009 as the protocol says; frames
-# above it are dropped by Daphne without reaching Python.
-DAPHNE_MAX_MESSAGE_BYTES = 128 * 1024
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -63,36 +56,9 @@ def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def daphne_command(
-    host: str, port: int, ping_interval: int | None = None, ping_timeout: int | None = None
-) -> list[str]:
-    """Daphne as the run command starts it; pings default to DAPHNE_PING_INTERVAL / DAPHNE_PING_TIMEOUT."""
-    if ping_interval is None:
-        ping_interval = env.get_int("DAPHNE_PING_INTERVAL", 20, minimum=1)
-    if ping_timeout is None:
-        ping_timeout = env.get_int("DAPHNE_PING_TIMEOUT", 30, minimum=1)
-    return python_command(
-        "-m",
-        "core.daphne",  # Daphne with its SIGTERM cleanup fixed (see core/daphne.py)
-        "--bind",
-        host,
-        "--port",
-        str(port),
-        "--websocket-max-message-size",
-        str(DAPHNE_MAX_MESSAGE_BYTES),
-        "--websocket-max-frame-size",
-        str(DAPHNE_MAX_MESSAGE_BYTES),
-        # Dead peers are found by ping and dropped, leaving their groups.
-        "--ping-interval",
-        str(ping_interval),
-        "--ping-timeout",
-        str(ping_timeout),
-        "--verbosity",
-        "1",
-        "--access-log",
-        os.devnull,
-        "core.asgi:application",
-    )
+def daphne_command(host: str, port: int, *options: str) -> list[str]:
+    """The web server as every deployment runs it (core.daphne adds the standard options), plus `options`."""
+    return python_command("-m", "core.daphne", "--bind", host, "--port", str(port), *options)
 
 
 def worker_command(name: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
@@ -171,53 +137,3 @@ def stop(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 15) -> N
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-# --- processes, as /proc shows them (tests and benchmarks watch workers and Daphne) ----------
-
-
-def status_kib(pid: int, field: str) -> int:
-    """A memory figure of /proc/<pid>/status, in KiB: VmRSS (resident now), VmHWM (peak resident)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} for process {pid}")
-
-
-def rss_kib(pid: int) -> int:
-    """A process's resident memory (VmRSS) in KiB."""
-    return status_kib(pid, "VmRSS")
-
-
-def peak_rss_kib(pid: int) -> int:
-    """A process's peak resident memory so far (VmHWM) in KiB."""
-    return status_kib(pid, "VmHWM")
-
-
-def _children_by_parent() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue  # gone meanwhile
-            children.setdefault(parent, []).append(int(entry.name))
-    return children
-
-
-def children(pid: int) -> list[int]:
-    """The process ids whose parent is `pid` (the prefork pool of a Celery worker)."""
-    return _children_by_parent().get(pid, [])
-
-
-def descendants(pid: int) -> list[int]:
-    """The process ids of a process's children, their children, and so on."""
-    by_parent = _children_by_parent()
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        for child in by_parent.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from core import health, metrics, views
+from core import health, metrics_endpoint, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,7 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/uploads/", include("uploads.urls")),
     path("healthz", health.healthz, name="healthz"),
-    path("metrics", metrics.metrics_view, name="metrics"),
+    path("metrics", metrics_endpoint.metrics_view, name="metrics"),
 ]
 
 # Unhandled errors: an error id in the answer (JSON under /api/) and in the log line.

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.utils.html import format_html
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+import patches.django
 from tasks import kinds
 
 logger = logging.getLogger(__name__)
@@ -51,5 +52,5 @@ def server_error(request: HttpRequest) -> HttpResponse:
         )
         response = HttpResponse(page, status=500)
     # Django would log this 500 again, without the id; this line already has the traceback.
-    response._has_been_logged = True  # type: ignore[attr-defined]
+    patches.django.mark_logged(response)
     return response

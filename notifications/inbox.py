@@ -1,21 +1,22 @@
 """Each user's notifications: created when a job of theirs finishes or a notice addresses them,
 listed and marked read over the socket.
 
-tasks.services calls `job_finished` inside a job's terminal transition, so the
-notification exists exactly when the job's final state does; the event goes out
-after the commit (notifications.publish). Nothing here imports tasks.services.
+`job_finished` receives tasks' job_finished event inside a job's terminal
+transition (connected in NotificationsConfig.ready), so the notification
+exists exactly when the job's final state does. Every change is announced
+after the commit (notifications.events), for the gateway to tell the sockets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from notifications import protocol, publish
+from notifications import events
 from notifications.models import NOTICE_MAX_CHARS, Level, Notice, Notification, NotificationKind
 from tasks.errors import ServiceError
 from tasks.models import Job, JobStatus
@@ -41,7 +42,7 @@ def job_finished(job: Job) -> Notification:
         text=_job_text(job, failed),
         job=job,
     )
-    publish.notification_on_commit(notification)
+    events.send_on_commit(events.notification_created, notification=notification)
     return notification
 
 
@@ -65,19 +66,20 @@ def unread_count(user_id: int) -> int:
     return Notification.objects.filter(user_id=user_id, read_at__isnull=True).count()
 
 
-def page(user: User, before: int | None, limit: int) -> dict[str, Any]:
-    """The `notification.list` reply: newest first, older than `before` when given."""
+@dataclass(frozen=True)
+class Page:
+    notifications: list[Notification]
+    more: bool  # older ones exist
+    unread: int
+
+
+def page(user: User, before: int | None, limit: int) -> Page:
+    """A page of the user's notifications, newest first, older than `before` when given."""
     rows = Notification.objects.filter(user=user).select_related("job").order_by("-id")
     if before is not None:
         rows = rows.filter(id__lt=before)
     found = list(rows[: limit + 1])
-    return {
-        "type": "notification.list",
-        "before": before,
-        "notifications": [protocol.notification_payload(row) for row in found[:limit]],
-        "more": len(found) > limit,
-        "unread": unread_count(user.pk),
-    }
+    return Page(found[:limit], more=len(found) > limit, unread=unread_count(user.pk))
 
 
 def mark_read(user: User, notification_id: int) -> None:
@@ -87,7 +89,7 @@ def mark_read(user: User, notification_id: int) -> None:
             raise NotificationNotFound()
         Notification.objects.filter(pk=notification_id, read_at__isnull=True).update(read_at=timezone.now())
         # Also when it was read already: the asking tab gets its answer, and the count is right.
-        publish.unread_on_commit(user.pk, read=[notification_id])
+        events.send_on_commit(events.notifications_read, user_id=user.pk, read=[notification_id], read_up_to=None)
 
 
 def mark_all_read(user: User) -> None:
@@ -97,24 +99,13 @@ def mark_all_read(user: User) -> None:
         if newest is not None:
             unread = Notification.objects.filter(user=user, read_at__isnull=True, id__lte=newest)
             unread.update(read_at=timezone.now())
-        publish.unread_on_commit(user.pk, read=[], read_up_to=newest)
+        events.send_on_commit(events.notifications_read, user_id=user.pk, read=[], read_up_to=newest)
 
 
-def created_for_notice(user_id: int, notice_id: int) -> dict[str, Any] | None:
-    """The `notification.created` frame of a user's notification of a notice, with the unread count;
-    None if the notice did not address the user when it was sent, and so must not be shown to them."""
-    notification = Notification.objects.filter(user_id=user_id, notice_id=notice_id).first()
-    if notification is None:
-        return None  # not in the notice's group when it was sent (left it, or joined later), or inactive
-    return created_frame(user_id, protocol.notification_payload(notification))
-
-
-def created_frame(user_id: int, notification: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "notification.created", "notification": notification, "unread": unread_count(user_id)}
-
-
-def unread_frame(user_id: int, read: list[int], read_up_to: int | None) -> dict[str, Any]:
-    return {"type": "notification.unread", "unread": unread_count(user_id), "read": read, "read_up_to": read_up_to}
+def of_notice(user_id: int, notice_id: int) -> Notification | None:
+    """The user's notification of a notice; None if the notice did not address the user when it was sent
+    (not in its group then: left it, or joined later; or inactive), who must then not be shown it."""
+    return Notification.objects.filter(user_id=user_id, notice_id=notice_id).first()
 
 
 def _job_text(job: Job, failed: bool) -> str:

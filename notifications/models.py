@@ -1,4 +1,4 @@
-"""Broadcast notices and each user's notifications (issue #9).
+"""Broadcast notices and each user's notifications.
 
 A Notice is what staff broadcast, to everyone or to the members of one auth
 group. Each addressed user gets a Notification row of their own when it is

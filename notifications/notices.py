@@ -12,10 +12,11 @@ stores anything:
    expiry, if any, is in the future.
 
 It then stores the notice and one unread notification per active addressed
-user (notifications.inbox), and, after the commit, publishes the notice on the
-audience's channel group (`everyone` or `authgroup.<id>`). That notification is
+user (notifications.inbox), and, after the commit, announces it (notice_sent,
+notifications.events): the gateway publishes it on the audience's channel group
+(`everyone` or `authgroup.<id>`). That notification is
 the record of who was addressed: a socket shows the notice only to a user who
-has one (JobsConsumer.notice_broadcast), as its channel groups were joined at
+has one (gateway.consumers), as its channel groups were joined at
 connect and may include a group its user has left since.
 """
 
@@ -31,7 +32,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from notifications import inbox, publish
+from notifications import events, inbox
 from notifications.models import NOTICE_MAX_CHARS, Level, Notice
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def broadcast(
     with transaction.atomic():
         notice = Notice.objects.create(text=clean, level=level, group=group, sender=sender, expires_at=expires_at)
         made = inbox.notice_sent(notice, _audience(group).values_list("pk", flat=True).iterator())
-        publish.notice_on_commit(notice)
+        events.send_on_commit(events.notice_sent, notice=notice)
     logger.info("notice %s sent by %s to %s (%s users)", notice.pk, sender or "the operator", notice.audience, made)
     return notice
 

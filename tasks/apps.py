@@ -7,3 +7,10 @@ class TasksConfig(AppConfig):
     name = "tasks"
     verbose_name = "Jobs"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Django's idiom: what reads models is imported once they are ready.
+        from tasks import kinds, tasks
+
+        kinds.autodiscover()
+        tasks.register_kind_tasks()

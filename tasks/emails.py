@@ -32,7 +32,6 @@ the recipients not yet tried keep no row, so a retry sends to them.
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator, Sequence
@@ -43,11 +42,11 @@ from email.utils import parseaddr
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.core.mail.message import sanitize_address
 from django.core.mail.utils import DNS_NAME
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+import patches.smtp
 from tasks.models import DeliveryStatus, EmailDelivery
 
 logger = logging.getLogger(__name__)
@@ -174,8 +173,8 @@ def _send_once(
         headers={"Message-ID": msgid},
         connection=connection,
     )
-    smtp = getattr(connection, "connection", None)
-    if isinstance(smtp, smtplib.SMTP):
+    smtp = patches.smtp.smtp_of(connection)
+    if smtp is not None:
         return _send_over_smtp(smtp, connection, job_id, attempt, address, msgid, message)
     # Other backends (files, console, memory) deliver in this process: claim, then send.
     if not _claim(job_id, attempt, address, msgid):
@@ -203,7 +202,7 @@ def _send_over_smtp(
     window that can lose or hide a message shrinks to the dot and its reply.
     """
     try:
-        _send_all_but_the_final_dot(smtp, message, address)
+        patches.smtp.send_all_but_the_final_dot(smtp, message, address)
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
         # Refused before any data was accepted: nothing went out.
         if not _claim(job_id, attempt, address, msgid):
@@ -214,15 +213,10 @@ def _send_over_smtp(
     if not _claim(job_id, attempt, address, msgid):
         # Another run of this job (its task delivered twice at once) took the
         # recipient first: drop the connection mid-message, so the server discards this copy.
-        # Not connection.close(): its QUIT would be read as message text, and it
-        # would wait out the SMTP timeout for an answer that never comes.
-        _drop_mid_message(smtp, connection)
+        patches.smtp.drop_mid_message(smtp, connection)
         return _outcome_of(EmailDelivery.objects.get(job_id=job_id, recipient=address))
     try:
-        smtp.send(b".\r\n")
-        code, reply = smtp.getreply()
-        if code != 250:
-            raise smtplib.SMTPDataError(code, reply)
+        patches.smtp.send_final_dot(smtp)
     except smtplib.SMTPResponseException as exc:
         return _refused(job_id, address, exc)
     except OSError as exc:
@@ -232,37 +226,6 @@ def _send_over_smtp(
         raise MailServerUnavailable(_describe_connection_error(exc)) from exc
     mark_sent(job_id, address)
     return Outcome(address, sent=True)
-
-
-def _drop_mid_message(smtp: smtplib.SMTP, connection: BaseEmailBackend) -> None:
-    """Close the socket without a word (the server discards the unfinished message), then reconnect."""
-    smtp.close()
-    connection.connection = None  # type: ignore[attr-defined]
-    connection.open()
-
-
-def _send_all_but_the_final_dot(smtp: smtplib.SMTP, message: EmailMessage, address: str) -> None:
-    """MAIL, RCPT, DATA and the message text (as smtplib.SMTP.sendmail would), stopping before the dot."""
-    encoding = message.encoding or settings.DEFAULT_CHARSET
-    sender = sanitize_address(message.from_email, encoding)
-    recipient = sanitize_address(address, encoding)
-    smtp.ehlo_or_helo_if_needed()
-    code, reply = smtp.mail(sender)
-    if code != 250:
-        smtp.rset()
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
-    code, reply = smtp.rcpt(recipient)
-    if code not in (250, 251):
-        smtp.rset()
-        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
-    code, reply = smtp.docmd("data")
-    if code != 354:
-        smtp.rset()
-        raise smtplib.SMTPDataError(code, reply)
-    # Django's SafeMIME classes take linesep, as its own SMTP backend uses them.
-    data = message.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
-    data = re.sub(rb"(?m)^\.", b"..", data)  # dot-stuffing (RFC 5321 4.5.2)
-    smtp.send(data if data.endswith(b"\r\n") else data + b"\r\n")
 
 
 def _refused(job_id: str, address: str, exc: smtplib.SMTPRecipientsRefused | smtplib.SMTPResponseException) -> Outcome:

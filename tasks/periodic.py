@@ -1,21 +1,33 @@
-"""Periodic Celery tasks, run on the CELERY_BEAT_SCHEDULE by `celery beat`.
+"""Periodic Celery tasks, run on the CELERY_BEAT_SCHEDULE by `celery beat`: every one is here.
 
-Listed in CELERY_IMPORTS (core/settings/base.py): autodiscovery only finds
-`tasks.tasks`, and every worker must know this task to run it.
+Listed in CELERY_IMPORTS (core/settings/base.py), so every worker knows them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from celery import shared_task
 from django.utils import timezone
 
+from tasks import reconciler
 from tasks.housekeeping import purge_finished_jobs
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="jobs.reconcile", soft_time_limit=120, time_limit=150, ignore_result=True)
+def reconcile() -> None:
+    """Requeue jobs whose worker is gone, resend tasks the broker lost (every JOBS_RECONCILE_SECONDS)."""
+    outcome = reconciler.reconcile()
+    if outcome.requeued_lost or outcome.resent:
+        logger.warning("reconciled: %s", outcome)
 
 
 # One run deletes in batches; an hour is far beyond any backlog measured, and the
 # next day's run goes on where a cut-off run stopped.
 @shared_task(name="jobs.housekeeping", soft_time_limit=3600, time_limit=3660)
 def housekeeping() -> dict[str, int]:
+    """Delete finished jobs and uploads past JOBS_RETENTION_DAYS (daily)."""
     return dataclasses.asdict(purge_finished_jobs(timezone.now()))

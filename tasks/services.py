@@ -1,7 +1,8 @@
 """The Job state machine: the only code that changes a job's state.
 
 Every transition runs in one transaction that locks the row, bumps `seq` and
-publishes one event after the commit (notifications.publish). Transitions
+sends one domain event after the commit (tasks.events: the gateway publishes it
+to the owner's sockets). Transitions
 that find the job in a state that does not allow them return None, so a
 redelivered or late task can never move a job backwards.
 
@@ -17,17 +18,16 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from celery_app import app as celery_app
-from core import metrics
-from notifications import inbox, publish
-from tasks import kinds, liveness
+from tasks import events, kinds, liveness
 from tasks.errors import JobConflict, JobNotFound, RateLimited
 from tasks.models import FINISHED, UNFINISHED, Job, JobStatus, empty_progress
+from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def cancel(owner: User, job_id: str) -> Job:
         raise JobConflict("The job has already finished.")
     # Revoking spares a worker the claim attempt and shows the task as revoked in Flower.
     task_id = job.celery_task_id
-    transaction.on_commit(lambda: celery_app.control.revoke(task_id), robust=True)
+    transaction.on_commit(lambda: current_app.control.revoke(task_id), robust=True)
     return job
 
 
@@ -195,7 +195,9 @@ def save_progress(job_id: str, progress: dict[str, Any]) -> bool:
         job.seq += 1
         job.progress = progress
         job.save(update_fields=["seq", "progress", "updated_at"])
-        publish.job_progress_on_commit(job.owner_id, str(job.pk), job.seq, progress)
+        events.send_on_commit(
+            events.job_progressed, owner_id=job.owner_id, job_id=str(job.pk), seq=job.seq, progress=progress
+        )
     return True
 
 
@@ -251,7 +253,7 @@ def _transition(
             change(job)
         job.seq += 1
         job.save()
-        publish.job_event_on_commit(event, job)
+        events.send_on_commit(events.job_changed, event=event, job=job)
         if job.is_finished:
             # Counted when the outermost transaction commits, so a rolled-back final state never is.
             transaction.on_commit(lambda: metrics.job_changed(job), robust=True)
@@ -307,11 +309,11 @@ def _finish(
     guard: Callable[[Job], bool] | None = None,
     level: int = logging.INFO,
 ) -> Job | None:
-    """A transition to a final state; the owner's notification commits with it (and is published after it)."""
+    """A transition to a final state; what job_finished's receivers write (a notification) commits with it."""
     with transaction.atomic():
         job = _transition(job_id, event, allowed=allowed, change=change, guard=guard, level=level)
         if job is not None:
-            inbox.job_finished(job)
+            events.job_finished.send(sender=None, job=job)
     return job
 
 
@@ -325,7 +327,7 @@ def _get_owned(owner: User, job_id: str) -> Job:
 def _send_task(job: Job) -> None:
     kind = kinds.get(job.kind)
     try:
-        celery_app.send_task(kind.task_name, args=[str(job.pk)], task_id=job.celery_task_id)
+        current_app.send_task(kind.task_name, args=[str(job.pk)], task_id=job.celery_task_id)
     except Exception:
         # The job stays queued in the database, which is the source of truth;
         # it is sent again when the broker is back.

@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from core import stack
-from notifications.publish import publisher
 from tests.factories import UserFactory
+from transport.publisher import publisher
 
 # Browser-test modules import their marks from this helper before pytest loads it as a
 # plugin; registering it keeps pytest's assertion rewriting for its asserts.

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+import patches.django
 from uploads import services
 from uploads.handlers import FIELD, LimitedUploadHandler, UploadTooLarge
 
@@ -68,7 +69,7 @@ def _store(request: HttpRequest) -> HttpResponse:
 
 def _close_received(request: HttpRequest) -> None:
     """Close (so delete) temporary files of a request that did not store them; stored ones were moved."""
-    if hasattr(request, "_files"):  # else the body was never parsed
+    if patches.django.body_was_parsed(request):
         for _, received in request.FILES.lists():
             for file in received:
                 file.close()

@@ -32,11 +32,13 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
-    "core",
+    # Lowest layer first (README, "Architecture"); import-linter keeps the imports one way.
     "accounts",
+    "uploads",
     "tasks",
     "notifications",
-    "uploads",
+    "gateway",
+    "core",
 ]
 
 MIDDLEWARE = [
@@ -170,11 +172,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = env.get_int("CELERY_TASK_SOFT_TIME_LIMIT", 30 * 60, minimum=1)
-CELERY_TASK_TIME_LIMIT = env.get_int("CELERY_TASK_TIME_LIMIT", 31 * 60, minimum=2)
-# Redis redelivers an unacknowledged task after this long: it must exceed the
-# longest hard time limit, or a slow task would run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 10 * 60}
+# Redis hands an unacknowledged task to another worker after this long, so every
+# task's hard time limit must end before it: each job kind's is checked when it
+# registers (tasks.kinds), the periodic tasks' are minutes. Time limits are the
+# kinds' own; there is no global one.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.get_int("BROKER_VISIBILITY_TIMEOUT", 41 * 60, minimum=120),
+}
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_TRACK_STARTED = True
@@ -185,7 +189,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "reconcile-jobs": {"task": "jobs.reconcile", "schedule": JOBS_RECONCILE_SECONDS},
     "housekeeping": {"task": "jobs.housekeeping", "schedule": crontab(hour=3, minute=30)},  # daily, UTC
 }
-# Task modules autodiscovery does not find (it loads tasks.tasks only).
+# The periodic tasks (autodiscovery loads each app's `tasks` module only).
 CELERY_IMPORTS = ["tasks.periodic"]
 
 # --- Email --------------------------------------------------------------------
@@ -219,15 +223,13 @@ JOBS_LEASE_SECONDS = env.get_float("JOBS_LEASE_SECONDS", 3 * JOBS_HEARTBEAT_SECO
 JOBS_REQUEUE_AFTER_SECONDS = env.get_float("JOBS_REQUEUE_AFTER_SECONDS", 30.0, minimum=0.1)
 if JOBS_LEASE_SECONDS <= JOBS_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("JOBS_LEASE_SECONDS must be longer than JOBS_HEARTBEAT_SECONDS.")
-# Kinds that exist only for tests (test.crash kills its own worker process).
-JOBS_TEST_KINDS = env.get_bool("JOBS_TEST_KINDS", False)
 # Seconds the publisher waits on Redis before dropping an event (the DB keeps the state).
 PUBLISH_TIMEOUT = env.get_float("PUBLISH_TIMEOUT", 2.0, minimum=0.05)
 # How often each Daphne process checks that the channel layer's Redis servers
-# neither restarted nor went away; if one did, its sockets resync (notifications/watch.py).
+# neither restarted nor went away; if one did, its sockets resync (transport/watch.py).
 LAYER_WATCH_SECONDS = env.get_float("LAYER_WATCH_SECONDS", 1.0, minimum=0.05)
 
-# --- Abuse limits (notifications/throttle.py) ----------------------------------
+# --- Abuse limits (gateway/throttle.py) ----------------------------------------
 THROTTLE_REDIS_URL = env.get_redis_url("THROTTLE_REDIS_URL", REDIS_URL)
 RATE_LIMIT_SUBMITS_PER_MINUTE = env.get_int("RATE_LIMIT_SUBMITS_PER_MINUTE", 30, minimum=1)
 RATE_LIMIT_MESSAGES_PER_SECOND = env.get_int("RATE_LIMIT_MESSAGES_PER_SECOND", 20, minimum=1)
@@ -261,7 +263,7 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`).")
 
 LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO").upper()
-# plain: one readable line per record; json: one JSON object per line (core/logging.py).
+# plain: one readable line per record; json: one JSON object per line (telemetry/logging.py).
 LOG_FORMAT = env.get_str("LOG_FORMAT", "plain").lower()
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not one of plain, json.")
@@ -270,7 +272,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "core.logging.JsonFormatter"},
+        "json": {"()": "telemetry.logging.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from core.settings.base import *  # noqa: F403
-from core.settings.base import DATABASES, VAR_DIR
+from core.settings.base import DATABASES, INSTALLED_APPS, VAR_DIR
 from envconfig import env
 
 DEBUG = False
@@ -21,7 +21,9 @@ STORAGES = {
 # In memory unless a test points the processes it starts at a real SMTP server.
 if env.get_str("EMAIL_URL", "") == "":
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-JOBS_TEST_KINDS = env.get_bool("JOBS_TEST_KINDS", True)
+# Job kinds that exist only for tests (test.crash kills its own worker process), in an app of their own.
+if env.get_bool("JOBS_TEST_KINDS", True):
+    INSTALLED_APPS = [*INSTALLED_APPS, "tests.testkinds"]
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 

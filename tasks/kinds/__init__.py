@@ -1,7 +1,10 @@
-"""The registry of job kinds: name -> params schema, run function and Celery task.
+"""The registry of job kinds: name -> params schema, run function, time limits, and its Celery task.
 
-A new kind is a module in this package exposing KIND, listed in _KINDS below,
-and a thin Celery task in tasks/tasks.py named KIND.task_name.
+A kind is declared once, where it is defined: a module named `jobs` in any
+installed app calls `register(Kind(...))` (the tasks app's own are in
+tasks/jobs.py). TasksConfig.ready imports every such module (`autodiscover`),
+then makes one Celery task per registered kind (tasks.tasks). Everything else
+reads this registry.
 """
 
 from __future__ import annotations
@@ -9,17 +12,48 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import autodiscover_modules
 from pydantic import BaseModel, ValidationError
 
-from core.validation import field_errors
 from tasks.errors import InvalidParams, UnknownKind
-from tasks.kinds import countdown, crash, email_send, file_process
 from tasks.kinds.base import Kind
+from tasks.validation import field_errors
 
-_TEST_KINDS = (crash.KIND,) if settings.JOBS_TEST_KINDS else ()
-_KINDS: dict[str, Kind] = {
-    kind.name: kind for kind in (countdown.KIND, email_send.KIND, file_process.KIND, *_TEST_KINDS)
-}
+# Whatever else a worker must do after a task's hard limit before the broker may hand it out again.
+VISIBILITY_MARGIN_SECONDS = 60
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Add a kind to the registry; ImproperlyConfigured if its name is taken or its limits do not fit."""
+    if kind.name in _KINDS and _KINDS[kind.name] is not kind:
+        raise ImproperlyConfigured(f"Two job kinds are named {kind.name!r}.")
+    _check_limits(kind)
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def _check_limits(kind: Kind) -> None:
+    """A task still running when the broker's visibility timeout ends would be handed to a second worker."""
+    visibility_timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    if not kind.soft_time_limit < kind.time_limit:
+        raise ImproperlyConfigured(f"Job kind {kind.name!r}: soft_time_limit must be below time_limit.")
+    if kind.time_limit + VISIBILITY_MARGIN_SECONDS >= visibility_timeout:
+        raise ImproperlyConfigured(
+            f"Job kind {kind.name!r}: time_limit {kind.time_limit} s must end more than "
+            f"{VISIBILITY_MARGIN_SECONDS} s before BROKER_VISIBILITY_TIMEOUT ({visibility_timeout} s)."
+        )
+
+
+def autodiscover() -> None:
+    """Import the `jobs` module of every installed app, which registers its kinds."""
+    autodiscover_modules("jobs")
+
+
+def all_kinds() -> list[Kind]:
+    return [_KINDS[name] for name in names()]
 
 
 def names() -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from tasks.errors import JobFailure
+from tasks.kinds import register
 from tasks.kinds.base import Kind, RunContext
 
 NAME = "demo.countdown"
@@ -43,13 +44,15 @@ def run(context: RunContext) -> dict[str, Any]:
     return {"steps": params.steps}
 
 
-KIND = Kind(
-    name=NAME,
-    params=CountdownParams,
-    run=run,
-    task_name="jobs.demo.countdown",
-    # 100,000 steps of 10 s is far beyond any demo: cap it at half an hour, below
-    # the broker's visibility timeout like every kind (see test_celery_configuration).
-    soft_time_limit=30 * 60,
-    time_limit=31 * 60,
+KIND = register(
+    Kind(
+        name=NAME,
+        params=CountdownParams,
+        run=run,
+        task_name="jobs.demo.countdown",
+        # 100,000 steps of 10 s is far beyond any demo: cap it at half an hour, below
+        # the broker's visibility timeout like every kind (see test_celery_configuration).
+        soft_time_limit=30 * 60,
+        time_limit=31 * 60,
+    )
 )

@@ -12,6 +12,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tasks import emails
 from tasks.errors import JobFailure
+from tasks.kinds import register
 from tasks.kinds.base import Kind, Reporter, RunContext
 
 NAME = "email.send"
@@ -105,17 +106,19 @@ def _result(outcomes: list[emails.Outcome]) -> dict[str, Any]:
     return {"sent": len(outcomes) - len(failed), "failed": failed}
 
 
-KIND = Kind(
-    name=NAME,
-    params=EmailParams,
-    run=run,
-    task_name="jobs.email.send",
-    # Sized for 100 recipients on a slow server: about 12 s each. A dead
-    # server fails fast instead (EMAIL_TIMEOUT, 30 s per operation). The hard
-    # limit leaves time for the operation in flight to time out and for the
-    # outcome to be recorded, and stays well below the broker's visibility
-    # timeout, so Redis never hands a running job to a second worker.
-    soft_time_limit=20 * 60,
-    time_limit=20 * 60 + 90,
-    public_params=public_params,
+KIND = register(
+    Kind(
+        name=NAME,
+        params=EmailParams,
+        run=run,
+        task_name="jobs.email.send",
+        # Sized for 100 recipients on a slow server: about 12 s each. A dead
+        # server fails fast instead (EMAIL_TIMEOUT, 30 s per operation). The hard
+        # limit leaves time for the operation in flight to time out and for the
+        # outcome to be recorded, and stays well below the broker's visibility
+        # timeout, so Redis never hands a running job to a second worker.
+        soft_time_limit=20 * 60,
+        time_limit=20 * 60 + 90,
+        public_params=public_params,
+    )
 )

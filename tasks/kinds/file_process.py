@@ -14,6 +14,7 @@ from typing import Annotated, Any, BinaryIO, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from tasks.errors import JobFailure
+from tasks.kinds import register
 from tasks.kinds.base import Kind, Reporter, RunContext
 from uploads.models import Upload
 from uploads.operations import OPERATIONS, OperationError, progress_text
@@ -73,15 +74,17 @@ def _bytes_progress(reporter: Reporter, stage: str, size: int) -> Callable[[int]
     return progress
 
 
-KIND = Kind(
-    name=NAME,
-    params=FileProcessParams,
-    run=run,
-    task_name="jobs.file.process",
-    # The slowest operation (csv.summary) reads about 30 MB/s here; a 100 MiB
-    # file (UPLOAD_MAX_BYTES) on a slow disk and a busy core takes a few
-    # minutes at worst. Ten leaves room, and stays well below the broker's
-    # visibility timeout, past which Redis would hand the task out again.
-    soft_time_limit=10 * 60,
-    time_limit=10 * 60 + 60,
+KIND = register(
+    Kind(
+        name=NAME,
+        params=FileProcessParams,
+        run=run,
+        task_name="jobs.file.process",
+        # The slowest operation (csv.summary) reads about 30 MB/s here; a 100 MiB
+        # file (UPLOAD_MAX_BYTES) on a slow disk and a busy core takes a few
+        # minutes at worst. Ten leaves room, and stays well below the broker's
+        # visibility timeout, past which Redis would hand the task out again.
+        soft_time_limit=10 * 60,
+        time_limit=10 * 60 + 60,
+    )
 )

@@ -60,7 +60,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 def worker_answers(broker_url: str, name: str | None = None) -> bool:
     """Did a Celery worker on this broker (the one started with `--hostname name@…`, if given) answer a ping?"""
-    app = Celery(broker=broker_url)
+    app = Celery(broker=broker_url, set_as_current=False)
     try:
         replies = app.control.ping(timeout=0.5) or []
     finally:

@@ -23,6 +23,7 @@ from celery import Celery
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from tasks.models import UNFINISHED, Job, JobStatus
 
@@ -57,6 +58,14 @@ def what_is_busy(redis_url: str | None, workers: int) -> str:
     """What still works, in words; empty when the stack is idle."""
     if redis_url is None:
         return _database_busy()
+    try:
+        return _broker_busy(redis_url, workers) or _database_busy()
+    except (OSError, redis.RedisError, OperationalError) as exc:
+        # A broker that has just restarted may drop a first connection: ask again.
+        return f"the broker did not answer ({type(exc).__name__}: {exc})"
+
+
+def _broker_busy(redis_url: str, workers: int) -> str:
     waiting = waiting_tasks(redis_url)
     if waiting:
         return f"{waiting} task message(s) waiting in the broker"
@@ -65,7 +74,7 @@ def what_is_busy(redis_url: str | None, workers: int) -> str:
         return f"not every one of the {workers} worker(s) answered"
     if running:
         return f"{running} task(s) active or reserved in a worker"
-    return _database_busy()
+    return ""
 
 
 def _database_busy() -> str:
@@ -89,7 +98,7 @@ def tasks_in_workers(redis_url: str, workers: int) -> int | None:
     """Tasks active or reserved in the stack's live workers; None if not all of them answered."""
     if workers == 0:
         return 0
-    app = Celery(broker=redis_url)
+    app = Celery(broker=redis_url, set_as_current=False)
     try:
         # limit: return as soon as every worker replied, not after the whole timeout.
         inspect = app.control.inspect(timeout=2, limit=workers)

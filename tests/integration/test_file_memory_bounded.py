@@ -22,6 +22,7 @@ from django.db import connection
 
 from core import stack
 from tasks.models import Job, JobStatus
+from tests import procfs
 from tests.integration.conftest import database_url, service_env, worker_and_daphne
 from tests.integration.faults.helpers import socket_of, submit, wait_for_job
 from uploads.models import Upload
@@ -111,7 +112,7 @@ def worker_stack(
 def reset_peak(pid: int) -> int:
     """Reset the process's peak resident memory (VmHWM) to its current one, and return that, in KiB."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
-    return stack.peak_rss_kib(pid)
+    return procfs.peak_rss_kib(pid)
 
 
 async def run_job(user: User, ws_url: str, file: Generated, operation: str) -> Job:
@@ -140,16 +141,16 @@ def assert_complete(operation: str, result: dict[str, Any], file: Generated) -> 
 async def test_the_worker_processes_a_large_file_with_its_peak_memory_growing_by_a_few_mb(
     worker_stack: WorkerStack, files: dict[int, Generated], user: User, operation: str, size: int
 ) -> None:
-    (pool,) = stack.children(worker_stack.worker.pid)
+    (pool,) = procfs.children(worker_stack.worker.pid)
     # The same operation on a small file first: what any first job loads or connects does not count.
     await run_job(user, worker_stack.ws_url, files[1], operation)
     before = reset_peak(pool)
 
     job = await run_job(user, worker_stack.ws_url, files[size], operation)
 
-    growth = stack.peak_rss_kib(pool) - before
+    growth = procfs.peak_rss_kib(pool) - before
     print(f"{operation}: the pool process's peak grew by {growth / 1024:.1f} MiB over a {size / MB:.0f} MB file")
-    assert stack.children(worker_stack.worker.pid) == [pool], "the job ran in the process measured"
+    assert procfs.children(worker_stack.worker.pid) == [pool], "the job ran in the process measured"
     assert job.result is not None
     assert_complete(operation, job.result, files[size])
     assert growth < LIMIT_KIB, f"the pool process's peak grew by {growth} KiB"

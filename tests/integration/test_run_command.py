@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from core import stack
+from tests import procfs
 from tests.integration.client import is_terminal_event, jobs_client, login
 
 pytestmark = pytest.mark.integration
@@ -114,7 +115,7 @@ async def test_the_run_command_serves_everything_and_stops_cleanly(running: Runn
     assert http_status(flower) == 401
     assert http_status(flower, f"admin:{password}") == 200
     # ...and no process of the stack shows that password on its command line, which any local user can read.
-    command_lines = [command_line(pid) for pid in stack.descendants(running.process.pid)]
+    command_lines = [command_line(pid) for pid in procfs.descendants(running.process.pid)]
     assert any(b"flower" in line for line in command_lines)
     assert not [line for line in command_lines if password.encode() in line]
 

@@ -30,6 +30,7 @@ from websockets.asyncio.client import connect
 from accounts import tokens
 from core import stack
 from tasks.models import Job, JobStatus
+from tests import procfs
 from tests.factories import PASSWORD, UserFactory
 from tests.integration.client import JobsClient, Message, job_id_of, jobs_client, login, seq_of
 from tests.integration.conftest import database_url, worker_answers
@@ -253,7 +254,7 @@ async def test_a_users_sockets_on_both_daphnes_see_every_event_of_jobs_run_on_bo
     assert [pid_of(jobs[job_id]) for _, job_id in first] == [y, y, y]
     assert [pid_of(jobs[job_id]) for _, job_id in second] == [x, x, x]
     # X and Y are the pool processes of the two workers, one each.
-    pools = [set(stack.children(worker.pid)) for worker in scale_out.workers]
+    pools = [set(procfs.children(worker.pid)) for worker in scale_out.workers]
     assert (x in pools[0] and y in pools[1]) or (x in pools[1] and y in pools[0]), (x, y, pools)
 
 

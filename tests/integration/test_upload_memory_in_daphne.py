@@ -24,6 +24,7 @@ from django.db import connection
 
 from accounts import tokens
 from core import stack
+from tests import procfs
 from tests.integration.conftest import database_url, service_env
 from uploads.models import Upload
 
@@ -113,11 +114,11 @@ def test_a_150_mb_upload_leaves_daphnes_peak_memory_far_below_the_files_size(dap
     # A first, small upload loads what a request loads (views, middleware), so it does not count below.
     status, answer, _ = post_generated_file(daphne.port, token, CHUNK)
     assert status == 201, answer
-    before = stack.peak_rss_kib(daphne.process.pid)
+    before = procfs.peak_rss_kib(daphne.process.pid)
 
     status, answer, sent = post_generated_file(daphne.port, token, SIZE)
 
-    growth = stack.peak_rss_kib(daphne.process.pid) - before
+    growth = procfs.peak_rss_kib(daphne.process.pid) - before
     print(f"Daphne's peak RSS grew by {growth / 1024:.1f} MiB over a {SIZE / 1e6:.0f} MB upload")
     assert status == 201, answer
     assert answer["size"] == SIZE

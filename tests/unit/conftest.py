@@ -11,7 +11,7 @@ import redis
 from pytest_django.fixtures import Settings
 
 from celery_app import app as celery_app
-from notifications.publish import publisher
+from transport.publisher import publisher
 
 THROTTLE_DB = 1  # unit tests keep rate-limit counters in their own DB of the private Redis
 

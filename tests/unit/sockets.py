@@ -11,7 +11,7 @@ from typing import Any
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
-from notifications.consumers import JobsConsumer
+from gateway.consumers import JobsConsumer
 
 
 class Socket:

@@ -16,7 +16,7 @@ from pytest_django.fixtures import Settings
 from accounts import credentials, tokens
 from accounts.models import ApiToken
 from core.asgi import application
-from notifications import recheck, throttle
+from gateway import recheck, throttle
 from tests.unit.sockets import closed_with
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""core.daphne: on SIGTERM every consumer is cancelled and waited for, even while Daphne still tracks a
+"""patches.daphne: on SIGTERM every consumer is cancelled and waited for, even while Daphne still tracks a
 connection that has no application instance (the case where Daphne 4.2.3's own method raises KeyError)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from core import stack
-from core.daphne import kill_all_applications
+from patches.daphne import kill_all_applications
 
 
 async def test_every_consumer_is_cancelled_and_waited_for_despite_connections_without_one() -> None:

@@ -12,10 +12,10 @@ import pytest
 from django.contrib.auth.models import User
 from pytest_django.fixtures import Settings
 
-from notifications.publish import publisher
 from tasks import runner, services
 from tasks.models import JobStatus
 from tests.fixtures.uploads import stored_upload
+from transport.publisher import publisher
 from uploads.operations.base import CHUNK_BYTES
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""Every job state change is logged once, by tasks.services, with structured fields (issue 8)."""
+"""Every job state change is logged once, by tasks.services, with structured fields."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils.module_loading import import_string
 
-from core.logging import JsonFormatter
 from tasks import services
+from telemetry.logging import JsonFormatter
 
 ROOT = Path(__file__).resolve().parents[2]
 

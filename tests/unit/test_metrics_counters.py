@@ -10,10 +10,10 @@ from django.contrib.auth.models import User
 from prometheus_client import REGISTRY
 from pytest_django.fixtures import Settings
 
-from notifications.consumers import JobsConsumer
-from notifications.publish import publisher
+from gateway.consumers import JobsConsumer
 from tasks import services
 from tests.unit.sockets import connected
+from transport.publisher import publisher
 
 KIND = "demo.countdown"
 

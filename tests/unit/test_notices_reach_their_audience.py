@@ -12,7 +12,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from notifications import notices, protocol
+from gateway import frames
+from notifications import notices
 from notifications.models import Level, Notice
 from tests.factories import UserFactory
 from tests.unit.sockets import Socket, connected
@@ -50,8 +51,8 @@ async def test_a_notice_to_everyone_reaches_every_socket_of_every_user(user: Use
                 "id": sent.pk,
                 "level": "warning",
                 "text": "Maintenance at 18:00",
-                "created_at": protocol.timestamp(sent.created_at),
-                "expires_at": protocol.timestamp(sent.expires_at),
+                "created_at": frames.timestamp(sent.created_at),
+                "expires_at": frames.timestamp(sent.expires_at),
             }
             assert created["unread"] == 1
             assert created["notification"]["notice_id"] == sent.pk

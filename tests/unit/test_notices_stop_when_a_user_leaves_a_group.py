@@ -1,6 +1,6 @@
 """A user removed from an auth group while connected stops seeing its notices at once, although the
 socket joined the group's channel group when it connected: a socket shows a notice only to a user
-the notice addressed when it was sent (issue 9)."""
+the notice addressed when it was sent."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ async def test_a_notice_that_cannot_be_checked_is_not_shown(
 
     async with connected(user) as (socket, _):
         with monkeypatch.context() as patch:
-            patch.setattr(inbox, "created_for_notice", unreachable)
+            patch.setattr(inbox, "of_notice", unreachable)
             await broadcast("Unverifiable", group=ops)
             assert await socket.nothing_more()
         assert any(record.exc_info for record in caplog.records)

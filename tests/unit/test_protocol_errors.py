@@ -11,8 +11,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 
-from notifications import protocol
-from notifications.protocol import ProtocolError
+from gateway import protocol
+from gateway.protocol import ProtocolError
 from tasks import services
 from tests.unit.sockets import Socket, connected
 

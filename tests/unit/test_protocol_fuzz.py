@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytest_django.fixtures import Settings
 
-from notifications.consumers import JobsConsumer
+from gateway.consumers import JobsConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,8 +23,8 @@ ERROR_CODES = {
     "not_found", "conflict", "rate_limited", "unsupported",
 }  # fmt: skip
 # Answers, and the events a valid message causes (to this socket, as to the user's others).
-EVENT_TYPES = {"job.queued", "job.cancelled", "notification.unread"}
-REPLY_TYPES = {"error", "pong", "job.accepted", "notification.list", *EVENT_TYPES}
+FRAME_TYPES = {"job.queued", "job.cancelled", "notification.unread"}
+REPLY_TYPES = {"error", "pong", "job.accepted", "notification.list", *FRAME_TYPES}
 CLOSE_CODES = {4008, 4009}
 TYPES = [
     "job.submit", "job.cancel", "job.retry", "ping", "job.nope",
@@ -125,5 +125,5 @@ async def test_every_frame_gets_a_documented_answer(frame: str | bytes, user: Us
     # Still usable: ping answers pong (after any job event the frame caused).
     await communicator.send_to(text_data='{"type":"ping"}')
     while (reply := check_reply(await communicator.receive_output(5)))["type"] != "pong":
-        assert reply["type"] in EVENT_TYPES, reply
+        assert reply["type"] in FRAME_TYPES, reply
     await communicator.disconnect()

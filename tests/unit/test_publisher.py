@@ -1,4 +1,4 @@
-"""notifications.publish: one long-lived loop per process sends events in order, never blocking the caller."""
+"""transport.publisher: one long-lived loop per process sends events in order, never blocking the caller."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
-from notifications.publish import EVENT_TYPE, Publisher
+from transport.publisher import FRAME_TYPE, Publisher
 
 
 async def joined_channel(group: str) -> str:
@@ -33,7 +33,7 @@ async def test_events_from_worker_threads_arrive_in_order_on_the_bound_loop() ->
     await asyncio.to_thread(sender.join)
     layer = get_channel_layer()
     received = [await asyncio.wait_for(layer.receive(channel), 2) for _ in range(50)]
-    assert received == [{"type": EVENT_TYPE, "text": f'{{"n":{n}}}'} for n in range(50)]
+    assert received == [{"type": FRAME_TYPE, "text": f'{{"n":{n}}}'} for n in range(50)]
     assert publisher.dropped == 0
     publisher.reset()
 
@@ -44,7 +44,7 @@ async def test_only_the_group_receives(settings: Any) -> None:
     mine, theirs = await joined_channel("user.1"), await joined_channel("user.2")
     publisher.send("user.1", "{}")
     layer = get_channel_layer()
-    assert await asyncio.wait_for(layer.receive(mine), 2) == {"type": EVENT_TYPE, "text": "{}"}
+    assert await asyncio.wait_for(layer.receive(mine), 2) == {"type": FRAME_TYPE, "text": "{}"}
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(layer.receive(theirs), 0.2)
     publisher.reset()
@@ -67,7 +67,7 @@ def test_a_stuck_channel_layer_drops_events_after_the_timeout_and_never_blocks_t
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.PUBLISH_TIMEOUT = 0.05
-    monkeypatch.setattr("notifications.publish.get_channel_layer", lambda: _StuckLayer())
+    monkeypatch.setattr("transport.publisher.get_channel_layer", lambda: _StuckLayer())
     publisher = Publisher()
     for _ in range(3):
         publisher.send("user.1", "{}")  # returns at once even though every send hangs

@@ -7,7 +7,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from pytest_django.fixtures import Settings
 
-from notifications.consumers import JobsConsumer
+from gateway.consumers import JobsConsumer
 from tests.unit.sockets import closed_with, connected
 
 pytestmark = pytest.mark.django_db(transaction=True)

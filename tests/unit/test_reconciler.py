@@ -92,7 +92,7 @@ def test_a_queued_job_whose_task_the_broker_lost_is_sent_again(
 def test_it_reads_task_ids_from_a_real_redis_broker(redis_server: str, settings: Settings) -> None:
     url = f"{redis_server}/2"
     settings.CELERY_BROKER_URL = url
-    app = Celery(broker=url)
+    app = Celery(broker=url, set_as_current=False)
     try:
         app.send_task("jobs.demo.countdown", args=["x"], task_id="task-in-queue")
         assert broker.task_ids() == {"task-in-queue"}

@@ -14,11 +14,12 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
 from core import stack
-from notifications import protocol, watch
-from notifications.consumers import JobsConsumer
-from notifications.groups import user_group
-from notifications.publish import EVENT_TYPE, RESYNC_TYPE, Publisher
+from gateway import protocol
+from gateway.consumers import JobsConsumer
 from tests.unit.sockets import closed_with
+from transport import watch
+from transport.groups import user_group
+from transport.publisher import FRAME_TYPE, RESYNC_TYPE, Publisher
 
 
 class _FlakyLayer:
@@ -36,7 +37,7 @@ class _FlakyLayer:
 
 def test_groups_that_lost_events_are_told_to_resync_once_sends_work_again(monkeypatch: pytest.MonkeyPatch) -> None:
     layer = _FlakyLayer()
-    monkeypatch.setattr("notifications.publish.get_channel_layer", lambda: layer)
+    monkeypatch.setattr("transport.publisher.get_channel_layer", lambda: layer)
     publisher = Publisher()
     publisher.send("user.1", '{"lost":1}')
     publisher.send("user.2", '{"lost":2}')
@@ -48,13 +49,13 @@ def test_groups_that_lost_events_are_told_to_resync_once_sends_work_again(monkey
     publisher.send("user.3", '{"after":1}')
     assert publisher.flush(timeout=5)
     assert layer.delivered == [
-        ("user.3", {"type": EVENT_TYPE, "text": '{"after":1}'}),
+        ("user.3", {"type": FRAME_TYPE, "text": '{"after":1}'}),
         ("user.1", {"type": RESYNC_TYPE}),
         ("user.2", {"type": RESYNC_TYPE}),
     ]
     publisher.send("user.3", '{"after":2}')  # owed nothing any more
     assert publisher.flush(timeout=5)
-    assert layer.delivered[-1] == ("user.3", {"type": EVENT_TYPE, "text": '{"after":2}'})
+    assert layer.delivered[-1] == ("user.3", {"type": FRAME_TYPE, "text": '{"after":2}'})
     assert len(layer.delivered) == 4
     publisher.reset()
 
@@ -74,7 +75,7 @@ def test_a_resync_that_fails_stays_owed_and_costs_the_event_that_went_out_nothin
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     layer = _ResyncRefusingLayer()
-    monkeypatch.setattr("notifications.publish.get_channel_layer", lambda: layer)
+    monkeypatch.setattr("transport.publisher.get_channel_layer", lambda: layer)
     publisher = Publisher()
     publisher.send("user.1", '{"lost":1}')
     assert publisher.flush(timeout=5)
@@ -82,7 +83,7 @@ def test_a_resync_that_fails_stays_owed_and_costs_the_event_that_went_out_nothin
     publisher.send("user.2", '{"after":1}')
     assert publisher.flush(timeout=5)
     assert (publisher.sent, publisher.dropped) == (1, 1)  # the resync failed, the event did not
-    assert layer.delivered == [("user.2", {"type": EVENT_TYPE, "text": '{"after":1}'})]
+    assert layer.delivered == [("user.2", {"type": FRAME_TYPE, "text": '{"after":1}'})]
 
     layer.refuse_resyncs = False
     publisher.send("user.2", '{"after":2}')

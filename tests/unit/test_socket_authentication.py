@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.test import Client
 
 from core.asgi import application
-from notifications.consumers import JobsConsumer
+from gateway.consumers import JobsConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

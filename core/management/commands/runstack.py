@@ -21,7 +21,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from celery_app import app as celery_app
-from core import metrics, stack
+from core import stack
+from telemetry import metrics
 
 ADMIN_USERNAME = "admin"
 

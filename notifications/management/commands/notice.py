@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from notifications import notices
 from notifications.models import Level
-from notifications.publish import publisher
 
 
 class Command(BaseCommand):
@@ -39,9 +38,7 @@ class Command(BaseCommand):
             notice = notices.broadcast(sender, options["text"], options["level"], group, expires_at)
         except notices.NoticeRefused as exc:
             raise CommandError(exc.message) from None
-        # The publisher sends from a background thread: wait for it before the process ends.
-        if not publisher.flush():
-            self.stderr.write("The notice is stored, but could not be sent to open connections now.")
+        # Open sockets are told by the publisher's thread, which sends what it holds before the process exits.
         expiry = f", until {notice.expires_at:%Y-%m-%d %H:%M} UTC" if notice.expires_at else ""
         self.stdout.write(f"Notice {notice.pk} ({notice.level}) sent to {notice.audience}{expiry}.")
 

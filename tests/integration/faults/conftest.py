@@ -18,6 +18,7 @@ from celery import Celery
 from django.db import connection
 
 from core import stack
+from tests import procfs
 from tests.integration.conftest import database_url
 from tests.integration.idle import settle
 from tests.smtp import SmtpServer, serving
@@ -72,10 +73,10 @@ class FaultStack:
         worker.wait()
 
     def pool_processes(self, worker: subprocess.Popen[bytes]) -> list[int]:
-        return stack.children(worker.pid)
+        return procfs.children(worker.pid)
 
     def worker_answers(self, name: str) -> bool:
-        app = Celery(broker=self.redis_url)
+        app = Celery(broker=self.redis_url, set_as_current=False)
         try:
             replies = app.control.ping(timeout=0.5) or []
         except (OSError, redis.RedisError):  # a connection left over from before a Redis restart
@@ -85,7 +86,7 @@ class FaultStack:
         return any(node.startswith(f"{name}@") for reply in replies for node in reply)
 
     def active_tasks(self) -> list[Any]:
-        app = Celery(broker=self.redis_url)
+        app = Celery(broker=self.redis_url, set_as_current=False)
         try:
             replies = app.control.inspect(timeout=1).active() or {}
         finally:

@@ -10,7 +10,7 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 
-from notifications.throttle import KEY_PREFIX
+from gateway.throttle import KEY_PREFIX
 from tasks.models import JobStatus
 from tests.integration.faults.conftest import FaultStack
 from tests.integration.faults.helpers import SyncedClient, running, socket_of, submit, wait_for_job, wait_until

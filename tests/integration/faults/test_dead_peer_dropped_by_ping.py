@@ -18,10 +18,10 @@ from django.contrib.auth.models import User
 
 from accounts import tokens
 from core import stack
-from notifications.groups import user_group
-from notifications.throttle import KEY_PREFIX
+from gateway.throttle import KEY_PREFIX
 from tests.integration.faults.conftest import FaultStack
 from tests.integration.faults.helpers import wait_until
+from transport.groups import user_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.django_db
 def pinging_daphne(fault_stack: FaultStack) -> Iterator[int]:
     """A Daphne on the fault stack that pings every second and gives up on a peer after 2 s: its port."""
     port = stack.free_port()
-    command = stack.daphne_command("127.0.0.1", port, ping_interval=1, ping_timeout=2)
+    command = stack.daphne_command("127.0.0.1", port, "--ping-interval", "1", "--ping-timeout", "2")
     with open(fault_stack.logs / "daphne-pinging.log", "ab") as log:
         process = subprocess.Popen(command, env=fault_stack.env, stdout=log, stderr=subprocess.STDOUT)
     try:

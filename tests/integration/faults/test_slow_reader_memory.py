@@ -5,7 +5,7 @@ state once it reads (or, if Daphne dropped it as a dead peer, in the hello of a 
 The burst goes through the channel layer Daphne uses (CHANNEL_LAYER). On `core` the layer drops
 what queues past its capacity while Daphne is busy; on `pubsub` every message reaches the
 consumer. What the consumer takes, Daphne buffers for the socket without limit until the ping
-timeout drops the peer, so the bound is generous (see the report of issue #6)."""
+timeout drops the peer, so the bound is generous."""
 
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from accounts import tokens
-from core import stack
-from notifications import protocol
-from notifications.groups import user_group
-from notifications.publish import EVENT_TYPE
+from gateway import frames
 from tasks.models import JobStatus
+from tests import procfs
 from tests.integration.faults.conftest import FaultStack
 from tests.integration.faults.helpers import socket_of, submit, wait_for_job
+from transport.groups import user_group
+from transport.publisher import FRAME_TYPE
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -46,14 +46,14 @@ async def test_a_client_that_reads_nothing_costs_daphne_bounded_memory(fault_sta
     # max_queue=1: the client stops reading from TCP after one frame, so the buffers fill up.
     async with connect(fault_stack.ws_url, additional_headers=headers, max_queue=1, ping_interval=None) as stuck:
         assert json.loads(await asyncio.wait_for(stuck.recv(), 10))["type"] == "hello"
-        before = stack.rss_kib(daphne_pid) * 1024
+        before = procfs.rss_kib(daphne_pid) * 1024
         peak = before
         sampling = threading.Event()
 
         def sample() -> None:
             nonlocal peak
             while not sampling.wait(0.05):
-                peak = max(peak, stack.rss_kib(daphne_pid) * 1024)
+                peak = max(peak, procfs.rss_kib(daphne_pid) * 1024)
 
         sampler = asyncio.create_task(asyncio.to_thread(sample))
         # The layer as Daphne has it (core/settings/base.py: CHANNEL_LAYER, CHANNELS_PREFIX).
@@ -63,8 +63,8 @@ async def test_a_client_that_reads_nothing_costs_daphne_bounded_memory(fault_sta
         ghost = str(uuid.uuid4())  # events of a job the client merges by seq like any other
         for seq in range(1, BURST + 1):
             progress = {"current": seq, "total": BURST, "percent": None, "stage": "", "message": padding}
-            frame = protocol.progress_event(ghost, seq, progress)
-            await layer.group_send(user_group(user.pk), {"type": EVENT_TYPE, "text": frame})
+            frame = frames.progress_event(ghost, seq, progress)
+            await layer.group_send(user_group(user.pk), {"type": FRAME_TYPE, "text": frame})
         async with socket_of(user, fault_stack.ws_url) as (reader, _):
             job_id = await submit(reader, "demo.countdown", {"steps": 10_000, "interval_ms": 0})
             while True:

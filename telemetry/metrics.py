@@ -1,4 +1,4 @@
-"""Prometheus metrics: every metric object of the service, and the helpers that move them.
+"""Prometheus metrics: every metric object of the service, the helpers that move them, and the exposition.
 
 Daphne and each Celery worker process count for themselves. With
 PROMETHEUS_MULTIPROC_DIR set (runstack, the integration fixtures and
@@ -15,7 +15,6 @@ earlier run would be summed in too.
 from __future__ import annotations
 
 import atexit
-import hmac
 import os
 import re
 import shutil
@@ -24,9 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -36,8 +32,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
-    values,
 )
+
+import patches.prometheus
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -55,7 +52,7 @@ def process_identifier() -> str:
 if os.environ.get(MULTIPROC_ENV):
     # Before any metric is made: a metric without labels opens its file at once.
     os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
-    values.ValueClass = values.MultiProcessValue(process_identifier)  # type: ignore[no-untyped-call]
+    patches.prometheus.name_files_by(process_identifier)
 
 # Jobs run from milliseconds (a countdown) to the 30-minute time limit.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, float("inf"))
@@ -129,34 +126,6 @@ def exposition() -> tuple[bytes, str]:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
-@require_GET
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """GET /metrics for Prometheus: `Authorization: Bearer <METRICS_TOKEN>`, or a staff session (a person looking).
-
-    Personal API tokens do not open it: they are for /ws/jobs/ and /api/ only (SECURITY.md).
-    """
-    if not _scraper_allowed(request):
-        if request.user.is_authenticated:
-            return JsonResponse({"error": {"code": "forbidden", "message": "Metrics are for staff."}}, status=403)
-        response = JsonResponse(
-            {"error": {"code": "not_authenticated", "message": "Send Authorization: Bearer <METRICS_TOKEN>."}},
-            status=401,
-        )
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
-    body, content_type = exposition()
-    return HttpResponse(body, content_type=content_type)
-
-
-def _scraper_allowed(request: HttpRequest) -> bool:
-    expected: str = settings.METRICS_TOKEN
-    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
-    if expected and scheme.lower() == "bearer":
-        # Constant time: the comparison must not tell how much of a guess was right.
-        return hmac.compare_digest(sent.strip().encode(), expected.encode())
-    return bool(request.user.is_active and request.user.is_staff)
 
 
 def fresh_multiproc_dir(path: Path) -> Path:

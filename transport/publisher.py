@@ -1,4 +1,8 @@
-"""The one place that sends to the channel layer.
+"""The one place that sends to the channel layer: ready frames and control messages, to groups.
+
+It knows no app: callers (the gateway's subscribers to domain events) hand it
+a group name and either a finished client frame (`send`) or a channel-layer
+message for the consumers (`send_message`).
 
 Workers and Daphne publish from synchronous code (a Celery task, an ORM
 transaction). The Channels docs show `async_to_sync(layer.group_send)` per
@@ -29,25 +33,20 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
 
-from core import metrics
-from notifications import protocol
-from notifications.groups import EVERYONE, notice_group, user_group
-from notifications.models import Notice, Notification
-from tasks.models import Job
+from telemetry import metrics
+from transport.groups import EVERYONE
 
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
-EVENT_TYPE = "job.event"  # handled by JobsConsumer.job_event
-RESYNC_TYPE = "stream.resync"  # handled by JobsConsumer.stream_resync
+FRAME_TYPE = "client.frame"  # a finished frame for the client: the consumer's client_frame sends it as it is
+RESYNC_TYPE = "stream.resync"  # the consumer's stream_resync closes with 4012
 # Past this many groups that lost events, one resync to everyone is cheaper.
 MAX_RESYNC_GROUPS = 1_000
 Message = dict[str, Any]
@@ -77,7 +76,7 @@ class Publisher:
 
     def send(self, group: str, text: str) -> None:
         """Queue one pre-serialised client frame for every socket in `group`. Never blocks."""
-        self.send_message(group, {"type": EVENT_TYPE, "text": text})
+        self.send_message(group, {"type": FRAME_TYPE, "text": text})
 
     def send_message(self, group: str, message: Message) -> None:
         """Queue a channel-layer message for every consumer in `group` (a control message). Never blocks."""
@@ -243,52 +242,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 publisher = Publisher()
 atexit.register(publisher.close)
-
-
-def job_event_on_commit(event: str, job: Job) -> None:
-    """Publish a full-job event to the owner's sockets once the current transaction commits."""
-    _send_on_commit(user_group(job.owner_id), protocol.job_event(event, job))
-
-
-def job_progress_on_commit(owner_id: int, job_id: str, seq: int, progress: dict[str, Any]) -> None:
-    """Publish the small job.progress event once the current transaction commits."""
-    _send_on_commit(user_group(owner_id), protocol.progress_event(job_id, seq, progress))
-
-
-def auth_event_on_commit(user_id: int, event: str, **fields: Any) -> None:
-    """Tell the user's consumers that credentials changed (handled by JobsConsumer.auth_*)."""
-    message = {"type": event, **fields}
-    transaction.on_commit(lambda: publisher.send_message(user_group(user_id), message), robust=True)
-
-
-def notification_on_commit(notification: Notification) -> None:
-    """Tell the user's sockets of a new notification after the commit (JobsConsumer.notification_created).
-
-    A control message, not a finished frame: each socket adds the unread count it
-    reads when the message arrives, which is after every earlier commit, so the
-    last count a tab shows is the true one whatever order processes publish in.
-    """
-    message = {"type": "notification.created", "notification": protocol.notification_payload(notification)}
-    _send_message_on_commit(user_group(notification.user_id), message)
-
-
-def unread_on_commit(user_id: int, read: list[int], read_up_to: int | None = None) -> None:
-    """Tell the user's sockets that notifications were read (JobsConsumer.notification_unread)."""
-    message = {"type": "notification.unread", "read": read, "read_up_to": read_up_to}
-    _send_message_on_commit(user_group(user_id), message)
-
-
-def notice_on_commit(notice: Notice) -> None:
-    """Broadcast a notice to the sockets of everyone it addresses (JobsConsumer.notice_broadcast)."""
-    message = {"type": "notice.broadcast", "notice_id": notice.pk, "text": protocol.notice_event(notice)}
-    _send_message_on_commit(notice_group(notice.group_id), message)
-
-
-def _send_message_on_commit(group: str, message: Message) -> None:
-    send: Callable[[], None] = lambda: publisher.send_message(group, message)  # noqa: E731
-    transaction.on_commit(send, robust=True)
-
-
-def _send_on_commit(group: str, text: str) -> None:
-    send: Callable[[], None] = lambda: publisher.send(group, text)  # noqa: E731
-    transaction.on_commit(send, robust=True)

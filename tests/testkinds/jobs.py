@@ -1,4 +1,4 @@
-"""test.crash: kills the process that runs it, every time. Only with JOBS_TEST_KINDS (tests)."""
+"""test.crash: kills the process that runs it, every time. Installed only by the test settings (JOBS_TEST_KINDS)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from tasks.kinds import register
 from tasks.kinds.base import Kind, RunContext
 
 
@@ -21,11 +22,13 @@ def run(context: RunContext) -> dict[str, Any]:
     raise AssertionError("unreachable: the process was killed")
 
 
-KIND = Kind(
-    name="test.crash",
-    params=CrashParams,
-    run=run,
-    task_name="jobs.test.crash",
-    soft_time_limit=60,
-    time_limit=90,
+KIND = register(
+    Kind(
+        name="test.crash",
+        params=CrashParams,
+        run=run,
+        task_name="jobs.test.crash",
+        soft_time_limit=60,
+        time_limit=90,
+    )
 )

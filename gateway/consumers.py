@@ -1,4 +1,10 @@
-"""The WebSocket endpoint /ws/jobs/: the protocol of shared/protocol.md, version 1."""
+"""The WebSocket endpoint /ws/jobs/: the protocol of shared/protocol.md, and its extensions (docs/protocol.md).
+
+Client messages are parsed by gateway.protocol and answered by the `on_<type>`
+method its MESSAGE_TYPES table names; the other handlers receive channel-layer
+messages from gateway.subscribers (a finished frame, a notice, a notification,
+a credential that ended). Every frame sent is built by gateway.frames.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,17 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
 
 from accounts.credentials import Credential
-from core import metrics
-from notifications import inbox, notices, protocol, recheck, throttle, watch
-from notifications.groups import EVERYONE, auth_group, user_group
-from notifications.protocol import (
+from gateway import frames, protocol, recheck, throttle
+from gateway.protocol import (
     Cancel,
     ClientMessage,
     NotificationList,
@@ -32,14 +35,19 @@ from notifications.protocol import (
     Retry,
     Submit,
 )
-from notifications.publish import publisher
+from notifications import inbox, notices
+from patches.channels import DispatchWithoutDatabaseHop
 from tasks import kinds, services
 from tasks.errors import RateLimited, ServiceError
+from telemetry import metrics
+from transport import watch
+from transport.groups import EVERYONE, auth_group, user_group
+from transport.publisher import publisher
 
 logger = logging.getLogger(__name__)
 
 
-class JobsConsumer(AsyncWebsocketConsumer):
+class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     group: str | None = None
     audience: tuple[str, ...] = ()  # the notice groups joined: everyone and the user's auth groups
     group_ids: list[int]  # the user's auth groups when the socket opened
@@ -55,22 +63,13 @@ class JobsConsumer(AsyncWebsocketConsumer):
             # Daphne cancels every consumer when it shuts down (SIGTERM) and sends
             # no websocket.disconnect: give the connection slot back now, or the
             # user's count keeps it for CONNECTION_STALE_SECONDS and a redeploy
-            # can refuse a user with many tabs (core/daphne.py makes Daphne wait).
+            # can refuse a user with many tabs (patches/daphne.py makes Daphne wait).
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
                     await self._release()
             raise
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels' dispatch runs close_old_connections on its one database
-        # thread before every handler: a thread hop per message, which made it
-        # the bottleneck of fan-out (docs/benchmarks.md). This consumer touches
-        # the ORM only through database_sync_to_async, which closes stale
-        # connections itself on that thread, so the hop buys nothing here.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+    # --- the connection ------------------------------------------------------------------------
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -128,6 +127,19 @@ class JobsConsumer(AsyncWebsocketConsumer):
             await throttle.close_connection(self.user.pk, self.channel_name)
             await throttle.forget_connection_messages(self.channel_name)
 
+    async def _join_audience(self) -> None:
+        """Join the groups notices travel on: everyone, and each auth group the user is in now."""
+        self.group_ids = await database_sync_to_async(notices.group_ids)(self.user)
+        self.audience = (EVERYONE, *(auth_group(group_id) for group_id in self.group_ids))
+        for group in self.audience:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _hello(self) -> str:
+        jobs, extension = await database_sync_to_async(_hello_data)(self.user, self.group_ids)
+        return frames.hello(self.user, jobs, kinds.names(), extension)
+
+    # --- client messages -------------------------------------------------------------------------
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         retry_after = await throttle.message_allowed(self.channel_name)
         if retry_after is not None:
@@ -148,63 +160,14 @@ class JobsConsumer(AsyncWebsocketConsumer):
         except ProtocolError as exc:
             await self._error(exc.code, exc.message, protocol.request_id_of(text_data), exc.details)
             return
-        await self._dispatch(message)
+        await self._answer(message)
 
-    async def job_event(self, event: dict[str, Any]) -> None:
-        """A job event from the channel layer, already serialised by the publisher."""
-        await self.send(text_data=event["text"])
-
-    async def notice_broadcast(self, event: dict[str, Any]) -> None:
-        """A notice to a group this socket joined: the notice, then this user's notification of it.
-
-        Only if the notice addressed this user when it was sent, which is when their
-        notification of it was made (notifications.notices). Sockets join their auth
-        groups when they connect, so a user removed from a group since is still in
-        its channel group: without a notification, they are sent nothing.
-        """
-        try:
-            created = await database_sync_to_async(inbox.created_for_notice)(self.user.pk, event["notice_id"])
-        except Exception:
-            # Whether it addressed this user is unknown: show nothing (the next hello will, if so).
-            logger.exception("user %s: could not check notice %s", self.user.pk, event["notice_id"])
-            return
-        if created is None:
-            return
-        await self.send(text_data=event["text"])
-        await self.send(text_data=protocol.dumps(created))
-
-    async def notification_created(self, event: dict[str, Any]) -> None:
-        await self._send_counted(inbox.created_frame, self.user.pk, event["notification"])
-
-    async def notification_unread(self, event: dict[str, Any]) -> None:
-        await self._send_counted(inbox.unread_frame, self.user.pk, event["read"], event["read_up_to"])
-
-    async def stream_resync(self, event: dict[str, Any]) -> None:
-        """A publisher dropped an event for a group this socket is in (notifications.publish)."""
-        await self.resync()
-
-    async def resync(self) -> None:
-        """Events for this socket may be lost: close so that the client reconnects and gets a fresh hello."""
-        await self.close(code=protocol.CLOSE_RESYNC)
-
-    async def auth_session_ended(self, event: dict[str, Any]) -> None:
-        """The session this socket rode on was logged out (in any tab)."""
-        if self.scope.get("auth_token_id") is None and self._session_key() == event["session_key"]:
-            await self.close(code=protocol.CLOSE_FORBIDDEN)
-
-    async def auth_token_revoked(self, event: dict[str, Any]) -> None:
-        if self.scope.get("auth_token_id") == event["token_id"]:
-            await self.close(code=protocol.CLOSE_FORBIDDEN)
-
-    async def auth_revoked(self, event: dict[str, Any]) -> None:
-        """The user was deactivated or deleted: every socket goes."""
-        await self.close(code=protocol.CLOSE_FORBIDDEN)
-
-    async def _dispatch(self, message: ClientMessage) -> None:
+    async def _answer(self, message: ClientMessage) -> None:
+        """Run the message's handler (protocol.MESSAGE_TYPES); a refusal or a failure answers `error`."""
         request_id = message.request_id
-        handler = self._handlers[message.type]
+        handler = getattr(self, protocol.MESSAGE_TYPES[message.type].handler)
         try:
-            await handler(self, message)
+            await handler(message)
         except RateLimited as exc:
             await self._rate_limited(exc.message, (exc.details or {})["retry_after"], request_id)
         except ServiceError as exc:
@@ -221,53 +184,97 @@ class JobsConsumer(AsyncWebsocketConsumer):
             message_text = f"The server failed to handle this message (error {error_id})."
             await self._error("internal", message_text, request_id, {"error_id": error_id})
 
-    async def _submit(self, message: Submit) -> None:
+    async def on_job_submit(self, message: Submit) -> None:
         retry_after = await throttle.submit_allowed(self.user.pk)
         if retry_after is not None:
             raise RateLimited("Too many job submissions; wait before submitting again.", retry_after)
         job = await database_sync_to_async(_submit)(self.user, message)
-        await self.send(
-            text_data=protocol.dumps({"type": "job.accepted", "request_id": message.request_id, "job": job})
-        )
+        await self.send(text_data=frames.accepted(message.request_id, job))
 
-    async def _cancel(self, message: Cancel) -> None:
+    async def on_job_cancel(self, message: Cancel) -> None:
         await database_sync_to_async(services.cancel)(self.user, message.job_id)
 
-    async def _retry(self, message: Retry) -> None:
+    async def on_job_retry(self, message: Retry) -> None:
         await database_sync_to_async(services.retry)(self.user, message.job_id)
 
-    async def _ping(self, message: Ping) -> None:
-        await self.send(text_data='{"type":"pong"}')
+    async def on_ping(self, message: Ping) -> None:
+        await self.send(text_data=frames.PONG)
 
-    async def _notification_list(self, message: NotificationList) -> None:
-        reply = await database_sync_to_async(inbox.page)(self.user, message.before, message.limit)
-        await self.send(text_data=protocol.dumps(reply))
+    async def on_notification_list(self, message: NotificationList) -> None:
+        page = await database_sync_to_async(inbox.page)(self.user, message.before, message.limit)
+        await self.send(text_data=frames.notification_list(page, message.before))
 
-    async def _notification_read(self, message: NotificationRead) -> None:
+    async def on_notification_read(self, message: NotificationRead) -> None:
         # Answered by notification.unread, to every tab of the user.
         await database_sync_to_async(inbox.mark_read)(self.user, message.id)
 
-    async def _notification_read_all(self, message: NotificationReadAll) -> None:
+    async def on_notification_read_all(self, message: NotificationReadAll) -> None:
         await database_sync_to_async(inbox.mark_all_read)(self.user)
 
-    _handlers: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
-        "job.submit": _submit,
-        "job.cancel": _cancel,
-        "job.retry": _retry,
-        "ping": _ping,
-        "notification.list": _notification_list,
-        "notification.read": _notification_read,
-        "notification.read_all": _notification_read_all,
-    }
+    # --- channel-layer messages (gateway.subscribers, transport) ---------------------------------
 
-    async def _join_audience(self) -> None:
-        """Join the groups notices travel on: everyone, and each auth group the user is in now."""
-        self.group_ids = await database_sync_to_async(notices.group_ids)(self.user)
-        self.audience = (EVERYONE, *(auth_group(group_id) for group_id in self.group_ids))
-        for group in self.audience:
-            await self.channel_layer.group_add(group, self.channel_name)
+    async def client_frame(self, event: dict[str, Any]) -> None:
+        """A frame for the client, already serialised by the subscriber that published it."""
+        await self.send(text_data=event["text"])
 
-    async def _send_counted(self, build: Callable[..., dict[str, Any] | None], *args: Any) -> None:
+    async def notice_broadcast(self, event: dict[str, Any]) -> None:
+        """A notice to a group this socket joined: the notice, then this user's notification of it.
+
+        Only if the notice addressed this user when it was sent, which is when their
+        notification of it was made (notifications.notices). Sockets join their auth
+        groups when they connect, so a user removed from a group since is still in
+        its channel group: without a notification, they are sent nothing.
+        """
+        try:
+            created = await database_sync_to_async(_notification_of_notice)(self.user.pk, event["notice_id"])
+        except Exception:
+            # Whether it addressed this user is unknown: show nothing (the next hello will, if so).
+            logger.exception("user %s: could not check notice %s", self.user.pk, event["notice_id"])
+            return
+        if created is None:
+            return
+        await self.send(text_data=event["text"])
+        await self.send(text_data=created)
+
+    async def notification_created(self, event: dict[str, Any]) -> None:
+        await self._send_counted(_counted_created, self.user.pk, event["notification"])
+
+    async def notification_unread(self, event: dict[str, Any]) -> None:
+        await self._send_counted(_counted_unread, self.user.pk, event["read"], event["read_up_to"])
+
+    async def stream_resync(self, event: dict[str, Any]) -> None:
+        """A publisher dropped an event for a group this socket is in (transport.publisher)."""
+        await self.resync()
+
+    async def auth_ended(self, event: dict[str, Any]) -> None:
+        """A credential of this socket's user ended (gateway.subscribers): close if it is this socket's."""
+        token_id = self.scope.get("auth_token_id")
+        if event["token_id"] is not None:
+            ended = token_id == event["token_id"]
+        elif event["session_key"] is not None:
+            ended = token_id is None and self._session_key() == event["session_key"]
+        else:
+            ended = True  # the user was deactivated or deleted: every socket goes
+        if ended:
+            await self.forbid()
+
+    # --- what transport.watch and gateway.recheck call -------------------------------------------
+
+    async def resync(self) -> None:
+        """Events for this socket may be lost: close so that the client reconnects and gets a fresh hello."""
+        await self.close(code=protocol.CLOSE_RESYNC)
+
+    def credential(self) -> Credential:
+        """What this socket rode in on, for gateway.recheck."""
+        return Credential(self.user.pk, self._session_key(), self.scope.get("auth_token_id"))
+
+    async def forbid(self) -> None:
+        """The credential ended: close with 4403, so the client asks its user to log in again."""
+        await self.close(code=protocol.CLOSE_FORBIDDEN)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _send_counted(self, build: Callable[..., str], *args: Any) -> None:
         """Send a notification frame with the unread count read now, after every earlier commit."""
         try:
             frame = await database_sync_to_async(build)(*args)
@@ -275,21 +282,7 @@ class JobsConsumer(AsyncWebsocketConsumer):
             # A lost count is corrected by the next event or hello; a crashed socket is not.
             logger.exception("user %s: could not count unread notifications", self.user.pk)
             return
-        if frame is not None:
-            await self.send(text_data=protocol.dumps(frame))
-
-    async def _hello(self) -> str:
-        jobs, extension = await database_sync_to_async(_hello_data)(self.user, self.group_ids)
-        user = {"id": self.user.pk, "username": self.user.get_username()}
-        hello = {
-            "type": "hello",
-            "protocol": protocol.PROTOCOL_VERSION,
-            "user": user,
-            "jobs": jobs,
-            "kinds": kinds.names(),
-            **extension,
-        }
-        return protocol.dumps(hello)
+        await self.send(text_data=frame)
 
     async def _rate_limited(self, text: str, retry_after: float, request_id: str | None = None) -> None:
         """Answer rate_limited; a connection that keeps going after repeated warnings is closed (4008)."""
@@ -306,14 +299,6 @@ class JobsConsumer(AsyncWebsocketConsumer):
         metrics.rate_limited()
         await self._error("rate_limited", text, request_id, {"retry_after": retry_after})
 
-    def credential(self) -> Credential:
-        """What this socket rode in on, for notifications.recheck."""
-        return Credential(self.user.pk, self._session_key(), self.scope.get("auth_token_id"))
-
-    async def forbid(self) -> None:
-        """The credential ended: close with 4403, so the client asks its user to log in again."""
-        await self.close(code=protocol.CLOSE_FORBIDDEN)
-
     def _session_key(self) -> str | None:
         session = self.scope.get("session")
         return getattr(session, "session_key", None)
@@ -321,24 +306,46 @@ class JobsConsumer(AsyncWebsocketConsumer):
     async def _error(
         self, code: str, message: str, request_id: str | None = None, details: dict[str, Any] | None = None
     ) -> None:
-        await self.send(text_data=protocol.error(code, message, request_id, details))
+        await self.send(text_data=frames.error(code, message, request_id, details))
+
+
+protocol.check_handlers(JobsConsumer)
+
+
+# --- database work, each one trip to Channels' database thread ------------------------------------
 
 
 def _submit(user: User, message: Submit) -> dict[str, Any]:
     job, _ = services.submit(user, message.request_id, message.kind, message.params)
-    return protocol.job_payload(job)
+    return frames.job_payload(job)
 
 
 def _hello_data(user: User, group_ids: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The job snapshot and the notification extension of hello, in one trip to the database thread."""
+    """The job snapshot and the notification extension of hello."""
     return _snapshot(user), _notification_hello(user, group_ids)
 
 
 def _snapshot(user: User) -> list[dict[str, Any]]:
-    return [protocol.job_payload(job) for job in services.snapshot(user, settings.JOBS_SNAPSHOT_FINISHED)]
+    return [frames.job_payload(job) for job in services.snapshot(user, settings.JOBS_SNAPSHOT_FINISHED)]
 
 
 def _notification_hello(user: User, group_ids: list[int]) -> dict[str, Any]:
     """The extension fields of hello (docs/protocol.md): unexpired notices and the unread count."""
-    active = [protocol.notice_payload(notice) for notice in notices.active_for(group_ids)]
+    active = [frames.notice_payload(notice) for notice in notices.active_for(group_ids)]
     return {"notices": active, "unread": inbox.unread_count(user.pk)}
+
+
+def _notification_of_notice(user_id: int, notice_id: int) -> str | None:
+    """The `notification.created` frame of the user's notification of a notice; None if it did not address them."""
+    notification = inbox.of_notice(user_id, notice_id)
+    if notification is None:
+        return None
+    return frames.notification_created(frames.notification_payload(notification), inbox.unread_count(user_id))
+
+
+def _counted_created(user_id: int, notification: dict[str, Any]) -> str:
+    return frames.notification_created(notification, inbox.unread_count(user_id))
+
+
+def _counted_unread(user_id: int, read: list[int], read_up_to: int | None) -> str:
+    return frames.notification_unread(inbox.unread_count(user_id), read, read_up_to)

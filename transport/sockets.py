@@ -1,4 +1,4 @@
-"""The open sockets of this process that a periodic task looks after (notifications.watch, .recheck)."""
+"""The open sockets of this process that a periodic task looks after (transport.watch, gateway.recheck)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Channel-layer group names. One group per user: a socket joins only its owner's.
 
-Broadcast notices (issue #9) travel on two more kinds of group: `everyone`,
+Broadcast notices travel on two more kinds of group: `everyone`,
 which every socket joins, and `authgroup.<id>`, one per Django auth group,
 which a socket joins for each group its user belongs to when it connects.
 """

@@ -17,7 +17,7 @@ server, so nothing falls into a gap.
 Events that a publisher had to drop while the server was fine for Daphne (a
 worker cut off from Redis, a send that timed out) are handled by the publisher,
 which sends a resync to the groups it dropped events for once it can send again
-(notifications.publish).
+(transport.publisher).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
-from notifications.sockets import Watched
+from transport.sockets import Watched
 
 logger = logging.getLogger(__name__)
 

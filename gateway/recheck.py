@@ -12,7 +12,7 @@ AUTH_RECHECK_SECONDS each Daphne process asks, once for all its sockets:
    handshakes waiting on Channels' single database thread wait for one short
    call at a time, not for thousands queued ahead of them.
 3. Close the sockets of those with 4403, and refresh the connection count
-   (notifications.throttle) of all the others in one Redis round trip.
+   (gateway.throttle) of all the others in one Redis round trip.
 
 One socket asking for itself would put N / AUTH_RECHECK_SECONDS calls a second
 on that one thread: with 5,500 sockets it was saturated, and new handshakes
@@ -31,8 +31,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.credentials import Credential, invalid_among
-from notifications import throttle
-from notifications.sockets import Watched
+from gateway import throttle
+from transport.sockets import Watched
 
 logger = logging.getLogger(__name__)
 

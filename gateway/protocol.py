@@ -1,8 +1,11 @@
-"""The WebSocket protocol (shared/protocol.md, version 1): message schemas and serialisation.
+"""The WebSocket protocol (shared/protocol.md): client messages, their schemas, and parsing.
 
 Incoming frames are parsed here into typed messages before anything else
 happens; a frame that does not fit raises ProtocolError with the error code
-the client receives.
+the client receives. MESSAGE_TYPES is the one table of client message types:
+parsing reads its schema, the consumer's dispatch its handler. A new message
+type is a model declared with @message_type and its handler on the consumer.
+(Outbound frames are built in gateway.frames.)
 """
 
 from __future__ import annotations
@@ -11,18 +14,14 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
 from itertools import accumulate
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from core.validation import field_errors
-from notifications.models import Notice, Notification
-from tasks import kinds
-from tasks.models import Job
+from tasks.validation import field_errors
 
-PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 
 CLOSE_NORMAL = 1000
@@ -46,67 +45,80 @@ class ProtocolError(Exception):
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
-class _Message(BaseModel):
+class ClientMessage(BaseModel):
     # Strict: a number is not a string; unknown fields are ignored so newer
     # clients can add optional fields.
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
+    type: str
     # Optional on every message (protocol 1.1): its reply and any error about it echo it.
     request_id: RequestId | None = None
 
 
-class Submit(_Message):
+@dataclass(frozen=True)
+class MessageType:
+    schema: type[ClientMessage]
+    handler: str  # the name of the consumer's method that answers it
+
+
+MESSAGE_TYPES: dict[str, MessageType] = {}
+Schema = TypeVar("Schema", bound=ClientMessage)
+
+
+def message_type(schema: type[Schema]) -> type[Schema]:
+    """Declare a client message type: its name is the schema's `type` literal; its handler `on_<name>`."""
+    (name,) = get_args(schema.model_fields["type"].annotation)
+    MESSAGE_TYPES[name] = MessageType(schema, "on_" + name.replace(".", "_"))
+    return schema
+
+
+@message_type
+class Submit(ClientMessage):
     type: Literal["job.submit"]
     request_id: RequestId
     kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     params: dict[str, Any]
 
 
-class Cancel(_Message):
+@message_type
+class Cancel(ClientMessage):
     type: Literal["job.cancel"]
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
-class Retry(_Message):
+@message_type
+class Retry(ClientMessage):
     type: Literal["job.retry"]
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
-class Ping(_Message):
+@message_type
+class Ping(ClientMessage):
     type: Literal["ping"]
 
 
-# Extensions (docs/protocol.md): the notification center of issue #9.
+# Extensions (docs/protocol.md): the notification centre.
 NOTIFICATION_PAGE = 20
 NOTIFICATION_PAGE_MAX = 100
 NotificationId = Annotated[int, Field(gt=0, le=2**63 - 1)]
 
 
-class NotificationList(_Message):
+@message_type
+class NotificationList(ClientMessage):
     type: Literal["notification.list"]
     before: NotificationId | None = None  # the id of the oldest one the client holds: the next page
     limit: Annotated[int, Field(ge=1, le=NOTIFICATION_PAGE_MAX)] = NOTIFICATION_PAGE
 
 
-class NotificationRead(_Message):
+@message_type
+class NotificationRead(ClientMessage):
     type: Literal["notification.read"]
     id: NotificationId
 
 
-class NotificationReadAll(_Message):
+@message_type
+class NotificationReadAll(ClientMessage):
     type: Literal["notification.read_all"]
-
-
-ClientMessage = Submit | Cancel | Retry | Ping | NotificationList | NotificationRead | NotificationReadAll
-MESSAGES: dict[str, type[ClientMessage]] = {
-    "job.submit": Submit,
-    "job.cancel": Cancel,
-    "job.retry": Retry,
-    "ping": Ping,
-    "notification.list": NotificationList,
-    "notification.read": NotificationRead,
-    "notification.read_all": NotificationReadAll,
-}
 
 
 # Arrays and objects, the frame's own object included. The deepest message a
@@ -135,11 +147,11 @@ def parse(text: str) -> ClientMessage:
     kind = data.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("bad_message", "The message needs a string field 'type'.")
-    model = MESSAGES.get(kind)
-    if model is None:
+    declared = MESSAGE_TYPES.get(kind)
+    if declared is None:
         raise ProtocolError("unknown_type", f"Unknown message type {kind[:64]!r}.")
     try:
-        return model.model_validate(data)
+        return declared.schema.model_validate(data)
     except ValidationError as exc:
         raise ProtocolError("bad_message", f"The {kind} message is malformed.", field_errors(exc)) from None
 
@@ -212,78 +224,12 @@ def _too_long(literal: str) -> bool:
     return len(literal) > MAX_NUMBER_DIGITS and sum(char.isdigit() for char in literal) > MAX_NUMBER_DIGITS
 
 
-def timestamp(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def job_payload(job: Job) -> dict[str, Any]:
-    """The protocol's Job object."""
-    return {
-        "id": str(job.pk),
-        "kind": job.kind,
-        "status": job.status,
-        "params": kinds.public_params(job.kind, job.params),
-        "attempt": job.attempt,
-        "seq": job.seq,
-        "progress": job.progress,
-        "result": job.result,
-        "error": job.error,
-        "created_at": timestamp(job.created_at),
-        "started_at": timestamp(job.started_at),
-        "finished_at": timestamp(job.finished_at),
-        # Extension (docs/protocol.md): the Celery task of the current attempt, for Flower.
-        "task_id": job.celery_task_id or None,
-    }
-
-
-def dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-
-
-def job_event(event: str, job: Job) -> str:
-    return dumps({"type": event, "job": job_payload(job)})
-
-
-def progress_event(job_id: str, seq: int, progress: dict[str, Any]) -> str:
-    return dumps({"type": "job.progress", "job_id": job_id, "seq": seq, "progress": progress})
-
-
-def notice_payload(notice: Notice) -> dict[str, Any]:
-    """The Notice object of `hello.notices` and the `notice` event (extension)."""
-    return {
-        "id": notice.pk,
-        "level": notice.level,
-        "text": notice.text,
-        "created_at": timestamp(notice.created_at),
-        "expires_at": timestamp(notice.expires_at),
-    }
-
-
-def notice_event(notice: Notice) -> str:
-    return dumps({"type": "notice", "notice": notice_payload(notice)})
-
-
-def notification_payload(notification: Notification) -> dict[str, Any]:
-    """The Notification object (extension). `job` names the finished job (select_related("job") when listing)."""
-    job = None
-    if notification.job is not None:
-        job = {"id": str(notification.job.pk), "kind": notification.job.kind}
-    return {
-        "id": notification.pk,
-        "kind": notification.kind,
-        "level": notification.level,
-        "text": notification.text,
-        "job": job,
-        "notice_id": notification.notice_id,
-        "created_at": timestamp(notification.created_at),
-        "read": notification.read_at is not None,
-    }
-
-
-def error(code: str, message: str, request_id: str | None = None, details: dict[str, Any] | None = None) -> str:
-    body: dict[str, Any] = {"type": "error", "request_id": request_id, "code": code, "message": message}
-    if details:
-        body["details"] = details
-    return dumps(body)
+def check_handlers(consumer: type) -> None:
+    """Refuse, at import, a consumer that lacks the handler of a declared message type."""
+    missing = [
+        declared.handler
+        for declared in MESSAGE_TYPES.values()
+        if not callable(getattr(consumer, declared.handler, None))
+    ]
+    if missing:
+        raise TypeError(f"{consumer.__name__} has no handler for: {', '.join(missing)}")

@@ -1,0 +1,135 @@
+"""Every frame the server sends a client, built here and nowhere else (shared/protocol.md, docs/protocol.md).
+
+Functions named after a message return its finished JSON text; `*_payload`
+functions return the objects that frames carry (Job, Notice, Notification).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from notifications.inbox import Page
+from notifications.models import Notice, Notification
+from tasks import kinds
+from tasks.models import Job
+
+PROTOCOL_VERSION = 1
+PONG = '{"type":"pong"}'
+
+
+def dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- objects --------------------------------------------------------------------------------------
+
+
+def job_payload(job: Job) -> dict[str, Any]:
+    """The protocol's Job object."""
+    return {
+        "id": str(job.pk),
+        "kind": job.kind,
+        "status": job.status,
+        "params": kinds.public_params(job.kind, job.params),
+        "attempt": job.attempt,
+        "seq": job.seq,
+        "progress": job.progress,
+        "result": job.result,
+        "error": job.error,
+        "created_at": timestamp(job.created_at),
+        "started_at": timestamp(job.started_at),
+        "finished_at": timestamp(job.finished_at),
+        # Extension (docs/protocol.md): the Celery task of the current attempt, for Flower.
+        "task_id": job.celery_task_id or None,
+    }
+
+
+def notice_payload(notice: Notice) -> dict[str, Any]:
+    """The Notice object of `hello.notices` and the `notice` event (extension)."""
+    return {
+        "id": notice.pk,
+        "level": notice.level,
+        "text": notice.text,
+        "created_at": timestamp(notice.created_at),
+        "expires_at": timestamp(notice.expires_at),
+    }
+
+
+def notification_payload(notification: Notification) -> dict[str, Any]:
+    """The Notification object (extension). `job` names the finished job (select_related("job") when listing)."""
+    job = None
+    if notification.job is not None:
+        job = {"id": str(notification.job.pk), "kind": notification.job.kind}
+    return {
+        "id": notification.pk,
+        "kind": notification.kind,
+        "level": notification.level,
+        "text": notification.text,
+        "job": job,
+        "notice_id": notification.notice_id,
+        "created_at": timestamp(notification.created_at),
+        "read": notification.read_at is not None,
+    }
+
+
+# --- frames ---------------------------------------------------------------------------------------
+
+
+def hello(user: User, jobs: list[dict[str, Any]], kind_names: list[str], extension: dict[str, Any]) -> str:
+    identity = {"id": user.pk, "username": user.get_username()}
+    hello = {"type": "hello", "protocol": PROTOCOL_VERSION, "user": identity, "jobs": jobs, "kinds": kind_names}
+    return dumps({**hello, **extension})
+
+
+def accepted(request_id: str, job: dict[str, Any]) -> str:
+    return dumps({"type": "job.accepted", "request_id": request_id, "job": job})
+
+
+def job_event(event: str, job: Job) -> str:
+    return dumps({"type": event, "job": job_payload(job)})
+
+
+def progress_event(job_id: str, seq: int, progress: dict[str, Any]) -> str:
+    return dumps({"type": "job.progress", "job_id": job_id, "seq": seq, "progress": progress})
+
+
+def notice_event(notice: Notice) -> str:
+    return dumps({"type": "notice", "notice": notice_payload(notice)})
+
+
+def notification_created(notification: dict[str, Any], unread: int) -> str:
+    return dumps({"type": "notification.created", "notification": notification, "unread": unread})
+
+
+def notification_unread(unread: int, read: list[int], read_up_to: int | None) -> str:
+    return dumps({"type": "notification.unread", "unread": unread, "read": read, "read_up_to": read_up_to})
+
+
+def notification_list(page: Page, before: int | None) -> str:
+    notifications = [notification_payload(row) for row in page.notifications]
+    return dumps(
+        {
+            "type": "notification.list",
+            "before": before,
+            "notifications": notifications,
+            "more": page.more,
+            "unread": page.unread,
+        }
+    )
+
+
+def error(code: str, message: str, request_id: str | None = None, details: dict[str, Any] | None = None) -> str:
+    body: dict[str, Any] = {"type": "error", "request_id": request_id, "code": code, "message": message}
+    if details:
+        body["details"] = details
+    return dumps(body)

@@ -1,0 +1,66 @@
+"""Domain events of the apps below, told to the open sockets they concern (connected in GatewayConfig.ready).
+
+Each receiver runs after the change's transaction committed (the apps send
+their events on commit), builds what the sockets need and hands it to the one
+publisher (transport.publisher), which sends it to the channel-layer group of
+the user (or of a notice's audience) from its own loop:
+
+* a job changed or progressed: a finished frame, sent as it is;
+* a notification was made or read: a message each socket completes with the
+  unread count it reads when the message arrives, after every earlier commit,
+  so the last count a tab shows is the true one whatever order processes
+  publish in;
+* a notice was sent: the notice frame, which each socket shows only if its user
+  was addressed (JobsConsumer.notice_broadcast);
+* a credential ended: each socket of the user closes if it rode in on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accounts import events as account_events
+from gateway import frames
+from notifications import events as notification_events
+from notifications.models import Notice, Notification
+from tasks import events as task_events
+from tasks.models import Job
+from transport.groups import notice_group, user_group
+from transport.publisher import publisher
+
+
+def connect() -> None:
+    task_events.job_changed.connect(job_changed, dispatch_uid="gateway.job_changed")
+    task_events.job_progressed.connect(job_progressed, dispatch_uid="gateway.job_progressed")
+    notification_events.notification_created.connect(notification_created, dispatch_uid="gateway.notification")
+    notification_events.notifications_read.connect(notifications_read, dispatch_uid="gateway.notifications_read")
+    notification_events.notice_sent.connect(notice_sent, dispatch_uid="gateway.notice_sent")
+    account_events.credential_ended.connect(credential_ended, dispatch_uid="gateway.credential_ended")
+
+
+def job_changed(sender: Any, event: str, job: Job, **fields: Any) -> None:
+    publisher.send(user_group(job.owner_id), frames.job_event(event, job))
+
+
+def job_progressed(sender: Any, owner_id: int, job_id: str, seq: int, progress: dict[str, Any], **fields: Any) -> None:
+    publisher.send(user_group(owner_id), frames.progress_event(job_id, seq, progress))
+
+
+def notification_created(sender: Any, notification: Notification, **fields: Any) -> None:
+    message = {"type": "notification.created", "notification": frames.notification_payload(notification)}
+    publisher.send_message(user_group(notification.user_id), message)
+
+
+def notifications_read(sender: Any, user_id: int, read: list[int], read_up_to: int | None, **fields: Any) -> None:
+    message = {"type": "notification.unread", "read": read, "read_up_to": read_up_to}
+    publisher.send_message(user_group(user_id), message)
+
+
+def notice_sent(sender: Any, notice: Notice, **fields: Any) -> None:
+    message = {"type": "notice.broadcast", "notice_id": notice.pk, "text": frames.notice_event(notice)}
+    publisher.send_message(notice_group(notice.group_id), message)
+
+
+def credential_ended(sender: Any, user_id: int, session_key: str | None, token_id: int | None, **fields: Any) -> None:
+    message = {"type": "auth.ended", "session_key": session_key, "token_id": token_id}
+    publisher.send_message(user_group(user_id), message)

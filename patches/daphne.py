@@ -1,0 +1,127 @@
+"""Daphne 4.2.3, fixed twice; `apply()` installs both (core.daphne, the web server's entry point, calls it).
+
+1. Shutdown. On SIGTERM, Daphne cancels every application instance from a
+   "before shutdown" trigger, `Server.kill_all_applications`, and waits for
+   them. That method reads `details["application_instance"]` for every
+   connection it tracks, but a connection has no such key until its request
+   starts, and keeps none for up to a second after its application finished
+   (the HTTP side of an upgraded WebSocket, a health probe that connected and
+   left). Any SIGTERM within a second of such a connection raises KeyError
+   there: no consumer is cancelled, none runs its cleanup, and the process
+   exits with open sockets still counted against their users. This version
+   skips those connections.
+
+2. Request bodies. Twisted receives a body into a temporary file (on disk
+   past 100 KB), then two copies of it were made in memory before Django
+   read a byte:
+   a. Twisted's `Request.requestReceived` parses a multipart/form-data or
+      urlencoded POST body into `request.args`, which Daphne never reads,
+      with the email package: some 12 times the body's size (a 150 MB
+      upload took Daphne's peak RSS up by 1.9 GB). Requests here are made
+      with `parsePOSTFormSubmission=False`, Twisted's switch for that.
+   b. `WebRequest.process` reads the whole file, in 8 KiB chunks and without
+      yielding, into the application's unbounded asyncio queue (a 150 MB
+      body: 150 MB more). Here `Server.create_application` gives an HTTP
+      application a receive() that reads the next chunk from the file only
+      when called, so Daphne holds one chunk per request. The file position
+      is left at the end, so the loop in `process`, which runs right after
+      create_application returns, reads nothing and queues only an empty
+      final message, which is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from functools import partial
+from typing import IO, Any
+
+from daphne.http_protocol import WebRequest
+from daphne.server import Server
+from twisted.internet import defer
+
+logger = logging.getLogger("daphne.server")
+
+Message = dict[str, Any]
+
+
+def kill_all_applications(self: Server) -> Any:
+    """Cancel every running application instance, then make Twisted wait until they are all done."""
+    instances = [details.get("application_instance") for details in self.connections.values()]
+    running = [instance for instance in instances if instance is not None and not instance.done()]
+    for instance in running:
+        instance.cancel()
+    logger.info("Killed %i pending application instances", len(running))
+    # return_exceptions: wait for every one, not only until the first ends cancelled.
+    waiting = defer.Deferred.fromFuture(asyncio.gather(*running, return_exceptions=True))
+    waiting.addErrback(lambda _: None)
+    return waiting
+
+
+class RequestBody:
+    """An HTTP request's side of the application: its receive(), and the queue Daphne puts messages in.
+
+    receive() reads the body from Twisted's file one chunk per call, after any
+    message Daphne queued (http.disconnect), so a client that left stops the
+    reading. Twisted closes the file when the request ends.
+    """
+
+    def __init__(self, content: IO[bytes], chunk_size: int) -> None:
+        self.content = content
+        self.chunk_size = chunk_size
+        self.offset = content.tell()
+        self.more_body = True
+        self.messages: asyncio.Queue[Message] = asyncio.Queue()
+        content.seek(0, io.SEEK_END)  # leaves process() nothing to read (see the module's docstring)
+
+    def put_nowait(self, message: Message) -> None:
+        """Daphne's side. Its http.request is the empty one of an emptied file: receive() sends the body."""
+        if message["type"] != "http.request":
+            self.messages.put_nowait(message)
+
+    async def receive(self) -> Message:
+        if self.more_body:
+            await asyncio.sleep(0)  # other connections run between the chunks of a long body
+        if self.more_body and self.messages.empty() and not self.content.closed:
+            return self._next_chunk()
+        return await self.messages.get()
+
+    def _next_chunk(self) -> Message:
+        self.content.seek(self.offset)
+        chunk = self.content.read(self.chunk_size)
+        self.offset += len(chunk)
+        self.more_body = len(chunk) == self.chunk_size  # as Daphne says it: an exact fit ends with b""
+        return {"type": "http.request", "body": chunk, "more_body": self.more_body}
+
+
+_web_request_init = WebRequest.__init__
+
+
+def web_request_init(self: WebRequest, *args: Any, **kwargs: Any) -> None:
+    """Daphne's, with Twisted told to leave POST bodies unparsed (fix 2a)."""
+    _web_request_init(self, *args, parsePOSTFormSubmission=False, **kwargs)
+
+
+_create_application = Server.create_application
+
+
+def create_application(self: Server, protocol: Any, scope: Message) -> Any:
+    """Daphne's own for WebSockets; for HTTP the same, with a RequestBody in place of the queue."""
+    if scope["type"] != "http":
+        return _create_application(self, protocol, scope)
+    assert "application_instance" not in self.connections[protocol]
+    body = RequestBody(protocol.content, self.request_buffer_size)
+    scope.setdefault("asgi", {"version": "3.0"})
+    instance = self.application(scope=scope, receive=body.receive, send=partial(self.handle_reply, protocol))
+    if protocol not in self.connections:
+        return None
+    self.connections[protocol]["application_instance"] = asyncio.ensure_future(instance, loop=asyncio.get_event_loop())
+    return body
+
+
+def apply() -> None:
+    """Install both fixes (patches.WRITTEN_FOR names the Daphne version they replace code of)."""
+    Server.kill_all_applications = kill_all_applications
+    WebRequest.__init__ = web_request_init
+    Server.create_application = create_application

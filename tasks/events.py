@@ -1,0 +1,28 @@
+"""What the tasks app tells the layers above it: domain events, as Django signals.
+
+The tasks app knows nothing of sockets or notifications; the layers that do
+subscribe in their AppConfig.ready (the gateway publishes job events to the
+owner's sockets, the notification centre records finished jobs).
+
+* `job_changed(event, job)` and `job_progressed(owner_id, job_id, seq, progress)`
+  are sent after the transaction that made the change commits (a rolled-back
+  change never happened), in commit order;
+* `job_finished(job)` is sent inside the transaction of a job's terminal
+  transition, so that what a receiver writes commits, or rolls back, with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+job_changed = Signal()
+job_progressed = Signal()
+job_finished = Signal()
+
+
+def send_on_commit(signal: Signal, **fields: Any) -> None:
+    """Send `signal` once the current transaction commits (at once outside one), with these fields."""
+    transaction.on_commit(lambda: signal.send(sender=None, **fields), robust=True)
