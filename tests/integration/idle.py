@@ -27,8 +27,10 @@ from kombu.exceptions import OperationalError
 
 from tasks.models import UNFINISHED, Job, JobStatus
 
-# The channel layer's keys (CHANNELS_PREFIX) may be lists too; every other list in a stack's Redis is a queue.
+# Lists in a stack's Redis that are not task queues: the channel layer's (CHANNELS_PREFIX), and the reply
+# queues of Celery's remote control (`<oid>.reply.celery.pidbox`), where a late reply to `inspect` may stay.
 CHANNEL_LAYER_PREFIX = b"asgi"
+REPLY_QUEUE_SUFFIX = b".pidbox"
 
 
 def settle(redis_url: str | None, workers: int, timeout: float = 60) -> None:
