@@ -67,9 +67,7 @@ class Stack:
     def start_daphne(self, application: str = DEFAULT_ASGI, env: dict[str, str] | None = None) -> str:
         """Start Daphne (core.stack's command line) serving `application`, with `env` over the stack's."""
         port = stack.free_port()
-        command = stack.daphne_command("127.0.0.1", port)
-        assert command[-1] == DEFAULT_ASGI, command  # the application is the last argument
-        command[-1] = application
+        command = stack.daphne_command("127.0.0.1", port, "--app", application)
         with open(self.directory / "daphne.log", "ab") as log:
             process = subprocess.Popen(command, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)

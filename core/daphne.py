@@ -10,7 +10,8 @@ the service's standard options that the caller did not give:
   larger ones are dropped by Daphne without reaching Python;
 * keepalive pings every DAPHNE_PING_INTERVAL seconds (20), and a peer that has
   not answered for DAPHNE_PING_TIMEOUT (30) is dropped, leaving its groups;
-* the application, core.asgi:application.
+* the application, core.asgi:application (`--app MODULE:ATTRIBUTE` serves
+  another one, as the benchmarks' bare Channels app).
 """
 
 from __future__ import annotations
@@ -38,9 +39,18 @@ def standard_options() -> dict[str, str]:
 
 def arguments(given: list[str]) -> list[str]:
     """Daphne's arguments: the standard options `given` lacks, then `given`, then the application."""
+    given, application = _application(given)
     named = {argument.split("=", 1)[0] for argument in given if argument.startswith("--")}
     added = [part for option, value in standard_options().items() if option not in named for part in (option, value)]
-    return [*added, *given, APPLICATION]
+    return [*added, *given, application]
+
+
+def _application(given: list[str]) -> tuple[list[str], str]:
+    """`given` without `--app X`, and X (or the service's application)."""
+    if "--app" not in given:
+        return given, APPLICATION
+    at = given.index("--app")
+    return given[:at] + given[at + 2 :], given[at + 1]
 
 
 def main() -> None:

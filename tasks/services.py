@@ -1,10 +1,10 @@
 """The Job state machine: the only code that changes a job's state.
 
 Every transition runs in one transaction that locks the row, bumps `seq` and
-sends one domain event after the commit (tasks.events: the gateway publishes it
-to the owner's sockets). Transitions
-that find the job in a state that does not allow them return None, so a
-redelivered or late task can never move a job backwards.
+sends one domain event after the commit (tasks.events; the gateway publishes it
+to the owner's sockets). Transitions that find the job in a state that does not
+allow them return None, so a redelivered or late task can never move a job
+backwards.
 
     queued --start--> running --succeed/fail--> succeeded | failed
        |                 |

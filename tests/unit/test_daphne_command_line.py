@@ -35,6 +35,11 @@ def test_an_option_the_caller_gives_wins_in_either_spelling() -> None:
     assert arguments[arguments.index("--ping-interval") + 1] == "1" and "--ping-timeout=2" in arguments
 
 
+def test_another_application_replaces_the_service_s() -> None:
+    arguments = daphne.arguments(["--port", "1", "--app", "bench.bare_asgi:application"])
+    assert arguments[-1] == "bench.bare_asgi:application" and "--app" not in arguments
+
+
 def test_make_run_and_the_tests_start_this_module() -> None:
     command = stack.daphne_command("127.0.0.1", 8123, "--proxy-headers")
     assert command[1:] == ["-m", "core.daphne", "--bind", "127.0.0.1", "--port", "8123", "--proxy-headers"]
