@@ -11,6 +11,7 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/uploads/", include("uploads.urls")),
+    path("api/artifacts/", include("tasks.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics_endpoint.metrics_view, name="metrics"),
 ]

@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 import patches.django
+from gateway import frames
 from tasks import kinds
 
 logger = logging.getLogger(__name__)
@@ -21,11 +22,12 @@ logger = logging.getLogger(__name__)
 def home(request: HttpRequest) -> HttpResponse:
     """The dashboard. Its script (static/js/dashboard.js) speaks the WebSocket protocol.
 
-    The page renders the forms of the kinds known now; the script shows those the
-    socket's hello offers. The CSRF cookie is for the upload request (XMLHttpRequest).
+    The page carries the kinds known now (as kind.list describes them), so the
+    script builds their forms at once; kind.list after each hello updates them.
+    The CSRF cookie is for the upload request (XMLHttpRequest).
     """
     flower_url = settings.FLOWER_URL.rstrip("/") if request.user.is_staff else ""
-    context = {"kinds": kinds.names(), "flower_url": flower_url}
+    context = {"kinds": [frames.kind_payload(kind) for kind in kinds.all_kinds()], "flower_url": flower_url}
     return render(request, "dashboard.html", context)
 
 

@@ -27,6 +27,7 @@ from gateway import frames, protocol, recheck, throttle
 from gateway.protocol import (
     Cancel,
     ClientMessage,
+    KindList,
     NotificationList,
     NotificationRead,
     NotificationReadAll,
@@ -199,6 +200,9 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     async def on_ping(self, message: Ping) -> None:
         await self.send(text_data=frames.PONG)
+
+    async def on_kind_list(self, message: KindList) -> None:
+        await self.send(text_data=frames.kind_list(message.request_id))
 
     async def on_notification_list(self, message: NotificationList) -> None:
         page = await database_sync_to_async(inbox.page)(self.user, message.before, message.limit)

@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from notifications.inbox import Page
 from notifications.models import Notice, Notification
 from tasks import kinds
+from tasks.kinds import Kind
 from tasks.models import Job
 
 PROTOCOL_VERSION = 1
@@ -51,6 +52,19 @@ def job_payload(job: Job) -> dict[str, Any]:
         "finished_at": timestamp(job.finished_at),
         # Extension (docs/protocol.md): the Celery task of the current attempt, for Flower.
         "task_id": job.celery_task_id or None,
+        "artifacts": job.artifacts,
+    }
+
+
+def kind_payload(kind: Kind) -> dict[str, Any]:
+    """The protocol's Kind object (1.1), with the dashboard's words for its submit button (extension)."""
+    return {
+        "name": kind.name,
+        "title": kind.title,
+        "description": kind.description,
+        "params_schema": kind.schema,
+        "queue": kind.queue,
+        "submit_label": kind.submit_label,
     }
 
 
@@ -89,6 +103,10 @@ def hello(user: User, jobs: list[dict[str, Any]], kind_names: list[str], extensi
     identity = {"id": user.pk, "username": user.get_username()}
     hello = {"type": "hello", "protocol": PROTOCOL_VERSION, "user": identity, "jobs": jobs, "kinds": kind_names}
     return dumps({**hello, **extension})
+
+
+def kind_list(request_id: str | None) -> str:
+    return dumps({"type": "kind.list", "request_id": request_id, "kinds": [kind_payload(k) for k in kinds.all_kinds()]})
 
 
 def accepted(request_id: str, job: dict[str, Any]) -> str:

@@ -97,6 +97,14 @@ class Ping(ClientMessage):
     type: Literal["ping"]
 
 
+# Version 1.1 (shared/protocol.md).
+
+
+@message_type
+class KindList(ClientMessage):
+    type: Literal["kind.list"]
+
+
 # Extensions (docs/protocol.md): the notification centre.
 NOTIFICATION_PAGE = 20
 NOTIFICATION_PAGE_MAX = 100

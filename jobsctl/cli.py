@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -16,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jobsctl import display as show
-from jobsctl import jobs, upload
+from jobsctl import jobs, schema, upload
 from jobsctl.display import Display
+from jobsctl.download import download
 from jobsctl.errors import EXIT_INTERRUPTED, EXIT_SUCCEEDED, CliError
 from jobsctl.jobs import Interrupts, Tracker
 from jobsctl.local import temporary_token
@@ -39,13 +39,12 @@ Command = Callable[[argparse.Namespace, Session, Display, Interrupts], Awaitable
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "download" and not Path(args.out).is_dir():
+            raise CliError(f"--out {args.out}: no such directory.", "usage")
         base = base_url(getattr(args, "url", None) or os.environ.get("JOBS_URL") or DEFAULT_URL)
-        uploaded_file = Path(args.file) if args.command == "process" else None
         with credentials(args) as token:
             config = Config(base, token)
-            if uploaded_file is not None:
-                args.upload = upload.upload(config.url, config.token, uploaded_file)
-                Display().note(f"uploaded {args.upload['name']} ({args.upload['size']} bytes) as {args.upload['id']}")
+            args.uploads = {field: _upload(config, Path(path)) for field, path in _files(args)}
             return asyncio.run(run(args, config))
     except CliError as exc:
         lines = exc.lines()
@@ -76,18 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _submit_parsers(sub, common)
     sub.add_parser("list", parents=[common], help="your unfinished and recent jobs")
+    sub.add_parser("kinds", parents=[common], help="the job kinds the server offers, with their params")
     for name, text in (("show", "one job"), ("cancel", "cancel a queued or running job")):
         sub.add_parser(name, parents=[common], help=text).add_argument("job_id", help=JOB_ID_HELP)
     retry = sub.add_parser("retry", parents=[common], help="run a failed or cancelled job again")
     retry.add_argument("job_id", help=JOB_ID_HELP)
     retry.add_argument("--follow", action="store_true", help="follow the new attempt until it finishes")
+    fetch = sub.add_parser("download", parents=[common], help="save a finished job's files (its artifacts)")
+    fetch.add_argument("job_id", help=JOB_ID_HELP)
+    fetch.add_argument("--out", default=".", metavar="DIR", help="the directory to save them in (default: here)")
     return parser
 
 
 def _submit_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     submit = sub.add_parser("submit", parents=[common], help="submit a job of any kind and follow it")
     submit.add_argument("kind", help="e.g. demo.countdown, email.send, file.process")
-    submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a JSON value, else text")
+    submit.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="a param, typed by the kind's schema"
+    )
+    submit.add_argument(
+        "--file", action="append", default=[], metavar="FIELD=PATH", help="upload a file for a field that takes one"
+    )
     submit.add_argument("--params-json", metavar="JSON", help="all params as one JSON object (--param overrides)")
     submit.add_argument("--request-id", help="idempotency key (default: random); the same one returns the same job")
     email = sub.add_parser("email", parents=[common], help="send an email to a list of recipients (email.send)")
@@ -151,8 +159,26 @@ def _on_sigint(callback: Callable[[], None]) -> Callable[[], None]:
 
 
 async def _submit(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
-    params = parse_params(args.param, args.params_json)
+    described = (await jobs.kind_list(session)).get(args.kind)
+    if described is None:
+        raise CliError(f"The server offers no job kind {args.kind!r}; `jobsctl kinds` lists them.", "unknown_kind")
+    params_schema = described.get("params_schema")
+    params = schema.params(params_schema, args.param, args.params_json)
+    takes_files = schema.upload_fields(params_schema)
+    for field, uploaded in args.uploads.items():
+        if field not in takes_files:
+            raise CliError(f"--file {field}=…: {args.kind} takes no file in {field!r}.", "usage")
+        params[field] = uploaded["id"]
     return await _submit_and_follow(args, session, display, interrupts, args.kind, params)
+
+
+async def _kinds(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    described = await jobs.kind_list(session)
+    if _as_json(args):
+        show.print_json(list(described.values()))
+    else:
+        show.print_kinds(list(described.values()))
+    return EXIT_SUCCEEDED
 
 
 async def _email(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
@@ -161,7 +187,7 @@ async def _email(args: argparse.Namespace, session: Session, display: Display, i
 
 
 async def _process(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
-    params = {"upload_id": args.upload["id"], "operation": args.operation}
+    params = {"upload_id": args.uploads["upload_id"]["id"], "operation": args.operation}
     return await _submit_and_follow(args, session, display, interrupts, "file.process", params)
 
 
@@ -225,8 +251,24 @@ async def _retry(args: argparse.Namespace, session: Session, display: Display, i
     return EXIT_SUCCEEDED
 
 
+async def _download(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    job = jobs.find(session.hello, jobs.resolve(session.hello, args.job_id))
+    if job is None:
+        raise CliError("No such job among your unfinished and recent ones.", "not_found")
+    directory = Path(args.out)  # checked before the session started (main)
+    artifacts = job.get("artifacts") or []
+    if not artifacts:
+        display.note(f"job {job['id']} has no files ({job['status']})")
+    for artifact in artifacts:
+        saved = await asyncio.to_thread(download, session.config.url, session.config.token, artifact, directory)
+        print(saved)
+    return EXIT_SUCCEEDED
+
+
 COMMANDS: dict[str, Command] = {
     "submit": _submit,
+    "kinds": _kinds,
+    "download": _download,
     "email": _email,
     "process": _process,
     "list": _list,
@@ -236,25 +278,23 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def parse_params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
-    """--params-json, then each --param KEY=VALUE over it; a VALUE that parses as JSON is that (5, true, [..])."""
-    params: dict[str, Any] = {}
-    if params_json is not None:
-        try:
-            params = json.loads(params_json)
-        except ValueError as exc:
-            raise CliError(f"--params-json is not JSON: {exc}", "usage") from None
-        if not isinstance(params, dict):
-            raise CliError("--params-json must be a JSON object.", "usage")
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CliError(f"--param {pair!r} is not KEY=VALUE.", "usage")
-        try:
-            params[key] = json.loads(value)
-        except ValueError:
-            params[key] = value
-    return params
+def _files(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The files to upload before the job is submitted: FIELD and PATH of each --file (and of `process FILE`)."""
+    if args.command == "process":
+        return [("upload_id", args.file)]
+    pairs = []
+    for pair in getattr(args, "file", None) or []:
+        field, sep, path = pair.partition("=")
+        if not sep or not field or not path:
+            raise CliError(f"--file {pair!r} is not FIELD=PATH.", "usage")
+        pairs.append((field, path))
+    return pairs
+
+
+def _upload(config: Config, path: Path) -> dict[str, Any]:
+    uploaded = upload.upload(config.url, config.token, path)
+    Display().note(f"uploaded {uploaded['name']} ({uploaded['size']} bytes) as {uploaded['id']}")
+    return uploaded
 
 
 def _body(args: argparse.Namespace) -> str:

@@ -126,6 +126,42 @@ def print_job(job: Job) -> None:
             print(f"{key + ':':<10} {json.dumps(job[key], ensure_ascii=False)}")
 
 
+def print_kinds(kinds: list[dict[str, Any]]) -> None:
+    """Each kind, then its params: name, type, required or the default, and what it is."""
+    for kind in kinds:
+        print(f"{kind['name']}  {kind.get('title', '')}".rstrip())
+        if kind.get("description"):
+            print(f"  {kind['description']}")
+        schema = kind.get("params_schema") or {}
+        required = set(schema.get("required", []))
+        for name, prop in (schema.get("properties") or {}).items():
+            print(f"  --param {name}=…  {_type(prop)}{_need(name, prop, required)}{_about(prop)}")
+
+
+def _type(prop: dict[str, Any]) -> str:
+    if prop.get("format") == "upload-id":
+        return "a file (--file)"
+    choices = [option["const"] for option in prop.get("oneOf", []) if "const" in option] or prop.get("enum")
+    if choices:
+        return " | ".join(str(choice) for choice in choices)
+    if "anyOf" in prop:
+        return " or ".join(str(option.get("type")) for option in prop["anyOf"])
+    if prop.get("type") == "array":
+        return f"list of {(prop.get('items') or {}).get('type', 'values')} (comma-separated)"
+    return str(prop.get("type", "JSON"))
+
+
+def _need(name: str, prop: dict[str, Any], required: set[str]) -> str:
+    if name in required:
+        return ", required"
+    return f", default {json.dumps(prop['default'])}" if "default" in prop else ", optional"
+
+
+def _about(prop: dict[str, Any]) -> str:
+    text = prop.get("description") or prop.get("title")
+    return f": {text}" if text else ""
+
+
 def _percent(job: Job) -> str:
     percent = (job.get("progress") or {}).get("percent")
     if job["status"] == "succeeded":

@@ -209,3 +209,26 @@ async def retry(session: Session, job_id: str) -> Tracker:
             if known is not None and int(known["attempt"]) > attempt:
                 return Tracker(known)
             await session.send({"type": "job.retry", "job_id": job_id})
+
+
+async def request(session: Session, message: Message) -> Message:
+    """Send a message with a fresh request_id; its reply (resent after a reconnect), or its error raised."""
+    request_id = uuid.uuid4().hex
+    message = {**message, "request_id": request_id}
+    await session.send(message)
+    while True:
+        reply = await session.next()
+        if reply.get("request_id") == request_id:
+            if reply["type"] == "error":
+                raise server_error(reply)
+            return reply
+        if reply["type"] == RESYNC:
+            await session.send(message)
+        elif reply["type"] == INTERRUPT:
+            raise Interrupted("Interrupted before the server answered.")
+
+
+async def kind_list(session: Session) -> dict[str, Message]:
+    """The server's kinds (protocol 1.1 kind.list), by name."""
+    reply = await request(session, {"type": "kind.list"})
+    return {kind["name"]: kind for kind in reply.get("kinds", [])}

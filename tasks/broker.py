@@ -15,6 +15,7 @@ from celery import current_app
 from django.conf import settings
 
 from patches import kombu
+from tasks import kinds
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,5 @@ def task_ids() -> set[str] | None:
 
 
 def _queue_keys() -> Iterable[str]:
-    names = {current_app.conf.task_default_queue}
-    names.update(queue.name for queue in current_app.conf.task_queues or ())
-    for name in names:
+    for name in {current_app.conf.task_default_queue, *kinds.queues()}:
         yield from kombu.queue_keys(name)

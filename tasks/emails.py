@@ -75,6 +75,7 @@ class Outcome:
     to: str
     sent: bool
     error: str = ""
+    earlier: bool = False  # decided by an earlier run of the job, not by this one
 
 
 class MailServerUnavailable(Exception):
@@ -94,7 +95,7 @@ def deliver(job_id: str, attempt: int, letter: Letter, progress: Callable[[list[
     rows = {row.recipient: row for row in EmailDelivery.objects.filter(job_id=job_id)}
     if not any(_is_pending(rows.get(address), attempt) for address in letter.to):
         # A redelivered task whose recipients were all served: no server needed.
-        outcomes = [_outcome_of(rows[address]) for address in letter.to]
+        outcomes = [_outcome_of(rows[address], earlier=True) for address in letter.to]
         progress(outcomes)
         return outcomes
     outcomes = []
@@ -102,7 +103,7 @@ def deliver(job_id: str, attempt: int, letter: Letter, progress: Callable[[list[
         for index, address in enumerate(letter.to):
             row = rows.get(address)
             if row is not None and not _is_pending(row, attempt):
-                outcomes.append(_outcome_of(row))
+                outcomes.append(_outcome_of(row, earlier=True))
             else:
                 outcomes.append(_send_once(connection, job_id, attempt, index, address, letter))
             progress(outcomes)
@@ -130,12 +131,12 @@ def _is_pending(row: EmailDelivery | None, attempt: int) -> bool:
     return row is None or (row.status == DeliveryStatus.FAILED and row.attempt < attempt)
 
 
-def _outcome_of(row: EmailDelivery) -> Outcome:
+def _outcome_of(row: EmailDelivery, earlier: bool = False) -> Outcome:
     if row.status == DeliveryStatus.SENT:
-        return Outcome(row.recipient, sent=True)
+        return Outcome(row.recipient, sent=True, earlier=earlier)
     if row.status == DeliveryStatus.FAILED:
-        return Outcome(row.recipient, sent=False, error=row.error)
-    return Outcome(row.recipient, sent=False, error=UNKNOWN_OUTCOME)
+        return Outcome(row.recipient, sent=False, error=row.error, earlier=earlier)
+    return Outcome(row.recipient, sent=False, error=UNKNOWN_OUTCOME, earlier=earlier)
 
 
 @contextmanager

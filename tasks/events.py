@@ -4,9 +4,9 @@ The tasks app knows nothing of sockets or notifications; the layers that do
 subscribe in their AppConfig.ready (the gateway publishes job events to the
 owner's sockets, the notification centre records finished jobs).
 
-* `job_changed(event, job)` and `job_progressed(owner_id, job_id, seq, progress)`
-  are sent after the transaction that made the change commits (a rolled-back
-  change never happened), in commit order;
+* `job_changed(event, job)`, `job_progressed(owner_id, job_id, seq, progress)` and
+  `job_logged(owner_id, job_id, lines)` are sent after the transaction that made
+  the change commits (a rolled-back change never happened), in commit order;
 * `job_finished(job)` is sent inside the transaction of a job's terminal
   transition, so that what a receiver writes commits, or rolls back, with it.
 """
@@ -20,6 +20,7 @@ from django.dispatch import Signal
 
 job_changed = Signal()
 job_progressed = Signal()
+job_logged = Signal()
 job_finished = Signal()
 
 

@@ -4,13 +4,15 @@ Run daily by the `jobs.housekeeping` Celery task (tasks.periodic, scheduled in
 CELERY_BEAT_SCHEDULE); a plain function so tests and a shell can call it.
 
 1. Finished jobs (succeeded, failed, cancelled) that finished before the
-   cutoff are deleted, with their email deliveries (cascade).
+   cutoff are deleted, with their email deliveries, log lines and artifacts
+   (cascade; an artifact's file goes once the delete commits, tasks.models).
 2. Uploads created before the cutoff are deleted, unless a queued or running
    job still names them. Deleting an Upload row removes its file once the
    delete commits (uploads.models).
-3. Files under MEDIA_ROOT/uploads with no Upload row (an upload whose row was
-   never saved, a row deleted while the disk was read-only) are removed once
-   they are older than a day, so an upload still being stored is never hit.
+3. Files under MEDIA_ROOT/uploads and MEDIA_ROOT/artifacts with no row (an
+   upload or artifact whose row was never saved: a worker killed while writing
+   one, a row deleted while the disk was read-only) are removed once they are
+   older than a day, so a file still being written is never hit.
 
 Deletes go in batches, each its own transaction, so a first run over a large
 backlog neither holds a long lock nor builds one huge query.
@@ -29,14 +31,15 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
-from tasks.models import FINISHED, UNFINISHED, Job
+from tasks.models import FINISHED, UNFINISHED, Artifact, Job
 from uploads.models import Upload
 
 logger = logging.getLogger(__name__)
 
 BATCH = 500
 ORPHAN_GRACE = timedelta(days=1)
-UPLOADS_DIR = "uploads"  # uploads.models.stored_name puts every file below it
+# The folders under MEDIA_ROOT whose every file belongs to a row of a model (stored_name, artifact_name).
+STORED: tuple[tuple[str, type[Upload] | type[Artifact]], ...] = (("uploads", Upload), ("artifacts", Artifact))
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ def purge_finished_jobs(now: datetime, retention_days: int | None = None) -> Pur
     jobs = _delete_in_batches(Job.objects.filter(status__in=FINISHED, finished_at__lt=cutoff))
     kept = _uploads_named_by_unfinished_jobs()
     uploads = _delete_in_batches(Upload.objects.filter(created_at__lt=cutoff).exclude(pk__in=kept))
-    orphans = _remove_orphan_files(Path(settings.MEDIA_ROOT) / UPLOADS_DIR, now - ORPHAN_GRACE)
+    media = Path(settings.MEDIA_ROOT)
+    orphans = sum(_remove_orphan_files(media, directory, model, now - ORPHAN_GRACE) for directory, model in STORED)
     purged = Purged(jobs=jobs, uploads=uploads, orphan_files=orphans)
     logger.info(
         "housekeeping: purged %s jobs, %s uploads, %s orphan files older than %s days",
@@ -90,12 +94,15 @@ def _uploads_named_by_unfinished_jobs() -> set[uuid.UUID]:
     return named
 
 
-def _remove_orphan_files(root: Path, older_than: datetime) -> int:
-    """Remove files below `root` that no Upload row owns and that were last written before `older_than`."""
+def _remove_orphan_files(
+    media: Path, directory: str, model: type[Upload] | type[Artifact], older_than: datetime
+) -> int:
+    """Remove files below media/directory that no row of `model` owns and that were last written before `older_than`."""
+    root = media / directory
     removed = 0
     for chunk in _chunks(_old_files(root, older_than.timestamp()), BATCH):
-        by_name = {f"{UPLOADS_DIR}/{path.relative_to(root).as_posix()}": path for path in chunk}
-        owned = set(Upload.objects.filter(file__in=list(by_name)).values_list("file", flat=True))
+        by_name = {f"{directory}/{path.relative_to(root).as_posix()}": path for path in chunk}
+        owned = set(model.objects.filter(file__in=list(by_name)).values_list("file", flat=True))
         for name, path in by_name.items():
             if name not in owned:
                 path.unlink(missing_ok=True)

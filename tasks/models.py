@@ -10,7 +10,10 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+from django.utils import timezone
 
 
 class JobStatus(models.TextChoices):
@@ -46,6 +49,10 @@ class Job(models.Model):
     # by a task, each after the previous holder died.
     deliveries = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the process running it.")
+    # The job's artifacts as its Job object lists them ([{id, name, size, content_type}]), kept with the row
+    # so that no event reads another table; Artifact rows are the files themselves.
+    artifacts = models.JSONField(default=list, blank=True)
+    log_count = models.PositiveIntegerField(default=0, help_text="Log lines ever written; the last one's n.")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life while running.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -100,3 +107,63 @@ class EmailDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient} ({self.status})"
+
+
+class LogLevel(models.TextChoices):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class JobLogLine(models.Model):
+    """One line of a job's log (protocol 1.1 LogLine). Written by tasks.logs only, which keeps the last ones."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines")
+    n = models.PositiveIntegerField(help_text="Grows by one per line of the job, from 1.")
+    at = models.DateTimeField()
+    level = models.CharField(max_length=8, choices=LogLevel.choices)
+    text = models.TextField()
+    size = models.PositiveIntegerField(help_text="The text's length in UTF-8 bytes, for the log's size limit.")
+
+    class Meta:
+        ordering = ["job", "n"]
+        constraints = [models.UniqueConstraint(fields=["job", "n"], name="job_log_line_once")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.n} {self.level}: {self.text[:60]}"
+
+
+def artifact_name(artifact: Artifact, filename: str) -> str:
+    """The file's path in storage. Generated: the name a kind gives is for display only."""
+    return f"artifacts/{artifact.created_at:%Y/%m}/{artifact.pk}"
+
+
+class Artifact(models.Model):
+    """A file a job produced (Context.artifact), downloaded by the job's owner at /api/artifacts/<id>/."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="artifact_files")
+    name = models.CharField(max_length=255, help_text="The download's file name, sanitised.")
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField(help_text="Bytes.")
+    file = models.FileField(upload_to=artifact_name, max_length=255)
+    # A default rather than auto_now_add: artifact_name needs it before the row is saved.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["job", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.size} bytes)"
+
+    def payload(self) -> dict[str, Any]:
+        """The protocol's Artifact object."""
+        return {"id": str(self.pk), "name": self.name, "size": self.size, "content_type": self.content_type}
+
+
+@receiver(post_delete, sender=Artifact)
+def _delete_stored_file(sender: type[Artifact], instance: Artifact, **kwargs: Any) -> None:
+    """Remove the file with its row (its job deleted by retention, or retried), once the delete has committed."""
+    name, storage = instance.file.name, instance.file.storage
+    if name:
+        transaction.on_commit(lambda: storage.delete(name), robust=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from tasks import kinds, liveness, services
+from tasks.artifacts import ArtifactWriter
 from tasks.errors import InvalidParams, JobCancelled, JobFailure
-from tasks.kinds.base import Kind, RunContext
+from tasks.kinds.base import Context, Kind
+from tasks.logs import LogBuffer
 from tasks.progress import ProgressReporter
 
 logger = logging.getLogger(__name__)
@@ -29,30 +32,37 @@ def run_job(job_id: str, task_id: str) -> None:
         problems = "; ".join(f"{field}: {text}" for field, text in (exc.details or {}).items())
         services.fail(job_id, "invalid_params", f"The job's parameters are no longer valid ({problems}).")
         return
-    reporter = ProgressReporter(job_id, settings.JOBS_PROGRESS_INTERVAL)
+    interval = settings.JOBS_PROGRESS_INTERVAL
+    reporter, logs = ProgressReporter(job_id, interval), LogBuffer(job_id, interval)
+    context = Context(job_id, job.owner_id, job.attempt, params, reporter, logs, ArtifactWriter(job_id))
     heartbeat = liveness.Heartbeat(job_id, job.worker)
     heartbeat.start()
     try:
-        _run(kind, RunContext(job_id, job.owner_id, job.attempt, params, reporter), reporter)
+        _run(kind, context, reporter, logs)
     finally:
         heartbeat.stop()
 
 
-def _run(kind: Kind, context: RunContext, reporter: ProgressReporter) -> None:
-    """Run the kind and record how it ended."""
+def _run(kind: Kind, context: Context[Any], reporter: ProgressReporter, logs: LogBuffer) -> None:
+    """Run the kind and record how it ended, after its last log lines."""
     job_id = context.job_id
     try:
         result = kind.run(context)
     except JobCancelled:
+        logs.close()
         reporter.close()
         logger.info("job %s: stopped, it was cancelled", job_id)
     except JobFailure as exc:
+        logs.close()
         services.fail(job_id, exc.code, exc.message, reporter.close())
     except SoftTimeLimitExceeded:
+        logs.close()
         services.fail(job_id, "timeout", "The job ran past its time limit.", reporter.close())
     except Exception:
         logger.exception("job %s: unexpected error", job_id)
+        logs.close()
         services.fail(job_id, "internal", "The job failed because of an internal error.", reporter.close())
         raise  # so Celery and Flower show the task as failed, with the traceback
     else:
+        logs.close()
         services.succeed(job_id, result, reporter.close())

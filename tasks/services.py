@@ -24,7 +24,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tasks import events, kinds, liveness
+from tasks import artifacts, events, kinds, liveness
 from tasks.errors import JobConflict, JobNotFound, RateLimited
 from tasks.models import FINISHED, UNFINISHED, Job, JobStatus, empty_progress
 from telemetry import metrics
@@ -90,6 +90,7 @@ def retry(owner: User, job_id: str) -> Job:
         job.result = job.error = job.started_at = job.finished_at = job.heartbeat_at = None
         job.deliveries = 0
         job.worker = ""
+        artifacts.forget(job)  # the new attempt makes its own
 
     job = _transition(
         job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change, note="retried"
@@ -122,6 +123,8 @@ def start(job_id: str, task_id: str) -> Job | None:
 
     def change(job: Job) -> None:
         now = timezone.now()
+        if job.deliveries:
+            artifacts.forget(job)  # a run that died may have left some: this one makes them again
         job.status = JobStatus.RUNNING
         job.started_at = job.started_at or now
         job.deliveries += 1
@@ -201,7 +204,7 @@ def save_progress(job_id: str, progress: dict[str, Any]) -> bool:
     return True
 
 
-def succeed(job_id: str, result: dict[str, Any], progress: dict[str, Any] | None) -> Job | None:
+def succeed(job_id: str, result: dict[str, Any] | None, progress: dict[str, Any] | None) -> Job | None:
     def change(job: Job) -> None:
         job.status = JobStatus.SUCCEEDED
         job.result = result
@@ -327,7 +330,7 @@ def _get_owned(owner: User, job_id: str) -> Job:
 def _send_task(job: Job) -> None:
     kind = kinds.get(job.kind)
     try:
-        current_app.send_task(kind.task_name, args=[str(job.pk)], task_id=job.celery_task_id)
+        current_app.send_task(kind.task_name, args=[str(job.pk)], task_id=job.celery_task_id, queue=kind.queue)
     except Exception:
         # The job stays queued in the database, which is the source of truth;
         # it is sent again when the broker is back.

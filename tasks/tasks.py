@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Task, shared_task
+from celery import Task, current_app, shared_task
+from kombu import Queue
 
 from tasks import kinds
 from tasks.kinds.base import Kind
@@ -18,9 +19,12 @@ from tasks.runner import run_job
 
 
 def register_kind_tasks() -> None:
-    """A Celery task for every kind in the registry (every process: workers run them, Flower names them)."""
+    """A Celery task for every kind in the registry, and its queue (every process: workers run them,
+    Flower names them). A worker started without -Q serves every queue declared here."""
     for kind in kinds.all_kinds():
         _kind_task(kind)
+    names = [current_app.conf.task_default_queue, *kinds.queues()]
+    current_app.conf.task_queues = [Queue(name) for name in dict.fromkeys(names)]
 
 
 def _kind_task(kind: Kind) -> Any:

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "accounts",
     "uploads",
     "tasks",
+    "reports",
     "notifications",
     "gateway",
     "core",
@@ -169,6 +170,9 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # The job row holds the result; a result backend would only duplicate it.
 CELERY_TASK_IGNORE_RESULT = True
+# Kinds name their queue (tasks.kinds); this one takes every other task. A worker
+# started without -Q serves every queue (declared at start-up by tasks.tasks).
+CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -1,8 +1,9 @@
 // The dashboard: one WebSocket (socket.js), the jobs it reports merged by seq
-// (store.js), shown live (joblist.js), and a form per job kind (forms.js).
+// (store.js), shown live (joblist.js), and a form per job kind built from its
+// JSON Schema (forms.js).
 import { announce, h, setText } from "./dom.js";
-import { CountdownForm, EmailForm, FileForm, uploadFile } from "./forms.js";
-import { kindName } from "./format.js";
+import { KindForm, uploadFile } from "./forms.js";
+import { kindName, setKinds } from "./format.js";
 import { JobList } from "./joblist.js";
 import { NotificationCenter } from "./notifications.js";
 import { JobSocket, socketUrl } from "./socket.js";
@@ -29,11 +30,26 @@ store.subscribe((changed, removed) => jobList.render(store, changed, removed));
 // Notices, the bell and browser notifications (the protocol's extension messages).
 const notifications = new NotificationCenter((message) => socket.send(message));
 
-const forms = [
-  new CountdownForm(document.getElementById("form-countdown"), submit),
-  new EmailForm(document.getElementById("form-email"), submit),
-  new FileForm(document.getElementById("form-file"), submit, uploadFile),
-];
+// The kinds as kind.list describes them: first from the page, then from the server after each hello.
+let forms = [];
+let kindsShown = "";
+showKinds(JSON.parse(document.getElementById("kinds-data").textContent));
+
+/** (Re)build the forms when the kinds changed; a form being filled in is kept when its kind did not. */
+function showKinds(kinds) {
+  const text = JSON.stringify(kinds);
+  if (text === kindsShown) return;
+  kindsShown = text;
+  setKinds(kinds);
+  const old = new Map(forms.map((form) => [form.kind, form]));
+  forms = kinds.map((kind) => {
+    const kept = old.get(kind.name);
+    return kept && JSON.stringify(kept.described) === JSON.stringify(kind) ? kept : Object.assign(new KindForm(kind, submit, uploadFile), { described: kind });
+  });
+  document.getElementById("job-forms").replaceChildren(...forms.map((form) => form.form));
+  document.getElementById("no-kinds").hidden = forms.length > 0;
+  for (const form of forms) form.setConnected(socket.state === "live");
+}
 
 function requestId() {
   if (window.crypto?.randomUUID) return window.crypto.randomUUID();
@@ -68,6 +84,9 @@ function onMessage(message) {
     case "job.progress":
       store.applyProgress(message.job_id, message.seq, message.progress);
       break;
+    case "kind.list":
+      showKinds(message.kinds || []);
+      break;
     case "error":
       onError(message);
       break;
@@ -80,9 +99,8 @@ function onHello(hello) {
   helloSeen = true;
   store.applySnapshot(hello.jobs || []);
   notifications.onHello(hello);
-  const kinds = new Set(hello.kinds || []);
-  for (const form of forms) form.setAvailable(kinds.has(form.kind));
-  document.getElementById("no-kinds").hidden = forms.some((form) => kinds.has(form.kind));
+  // The kinds may have changed since the page was made (a deploy): their forms follow kind.list.
+  socket.send({ type: "kind.list" });
   showCounts();
   for (const { message } of pending.values()) socket.send(message);
 }

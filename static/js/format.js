@@ -1,10 +1,12 @@
 // Words and numbers for people: kind names, params summaries, sizes, durations.
 
-const KIND_NAMES = {
-  "demo.countdown": "Countdown",
-  "email.send": "Email",
-  "file.process": "File",
-};
+// Each kind's Kind object (kind.list), by name: its title, and its schema's field titles.
+const KINDS = new Map();
+
+export function setKinds(kinds) {
+  KINDS.clear();
+  for (const kind of kinds) KINDS.set(kind.name, kind);
+}
 
 const OPERATION_NAMES = {
   checksum: "Checksum",
@@ -26,7 +28,7 @@ const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 4
 export const uploadNames = new Map();
 
 export function kindName(kind) {
-  return KIND_NAMES[kind] || kind;
+  return KINDS.get(kind)?.title || kind;
 }
 
 export function operationName(operation) {
@@ -83,11 +85,26 @@ export function paramsSummary(kind, params) {
       const name = known || (p.upload_id ? `upload ${String(p.upload_id).slice(0, 8)}` : "");
       return [operationName(p.operation), name].filter(Boolean).join(" · ");
     }
-    default: {
-      const text = JSON.stringify(p);
-      return text.length > 80 ? `${text.slice(0, 79)}…` : text;
-    }
+    default:
+      return genericSummary(kind, p);
   }
+}
+
+/** "From 2026-04-01 · Until 2026-04-30 · Kinds email.send": each param under its field's title, shortened. */
+function genericSummary(kind, params) {
+  const properties = KINDS.get(kind)?.params_schema?.properties || {};
+  const parts = Object.entries(params)
+    .filter(([, value]) => value !== null && value !== undefined && value !== "" && !(Array.isArray(value) && !value.length))
+    .map(([name, value]) => `${properties[name]?.title || name} ${shortValue(value)}`);
+  const text = parts.join(" · ");
+  return text.length > 100 ? `${text.slice(0, 99)}…` : text;
+}
+
+function shortValue(value) {
+  if (Array.isArray(value)) return value.map(shortValue).join(", ");
+  if (typeof value === "object") return JSON.stringify(value);
+  if (typeof value === "number") return formatNumber(value);
+  return String(value);
 }
 
 /** "to.2" → ["to", "2"]; a human label for the path within its field. */

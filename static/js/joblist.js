@@ -2,7 +2,7 @@
 // focus, selection and screen-reader position survive the frequent updates.
 import { h, setAttr, setText } from "./dom.js";
 import { formatDuration, formatNumber, formatTime, kindName, paramsSummary, STATUS_NAMES } from "./format.js";
-import { renderResult } from "./results.js";
+import { renderArtifacts, renderResult } from "./results.js";
 import { FINISHED, UNFINISHED } from "./store.js";
 
 export class JobList {
@@ -173,7 +173,8 @@ class JobView {
 
   _detail(job, previous) {
     // Rebuilt only when the outcome changes, not on every progress event.
-    if (previous !== job && previous.result === job.result && previous.error === job.error && this.detail.dataset.built) return;
+    const same = previous.result === job.result && previous.error === job.error && previous.artifacts === job.artifacts;
+    if (previous !== job && same && this.detail.dataset.built) return;
     this.detail.dataset.built = "1";
     this.detail.replaceChildren();
     if (job.error) {
@@ -181,6 +182,8 @@ class JobView {
     }
     const result = job.status === "succeeded" ? renderResult(job.kind, job.result) : null;
     if (result) this.detail.append(result);
+    const files = renderArtifacts(job.artifacts);
+    if (files) this.detail.append(files);
     this.detail.hidden = !this.detail.childElementCount;
   }
 }

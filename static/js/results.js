@@ -1,13 +1,15 @@
-// A finished job's result, shown readably: tables, key/value lists, word lists.
+// A finished job's result, shown readably for any kind: a table for a list of objects, a key/value
+// list for an object, text for the rest; the kinds shipped get views of their own shapes. And its
+// artifacts, as download links.
 import { h } from "./dom.js";
 import { formatBytes, formatNumber } from "./format.js";
 
 export function renderResult(kind, result) {
   if (result === null || result === undefined) return null;
-  if (typeof result !== "object" || Array.isArray(result)) {
-    return h("div", { className: "result" }, h("code", { text: JSON.stringify(result) }));
-  }
-  if (Array.isArray(result.columns)) return csvSummary(result);
+  if (typeof result !== "object") return h("div", { className: "result" }, h("p", { text: scalar(result) }));
+  if (Array.isArray(result)) return h("div", { className: "result" }, anyValue(result));
+  if (!Object.keys(result).length) return null;
+  if (Array.isArray(result.columns) && result.columns.every(isObject)) return csvSummary(result);
   if (Array.isArray(result.top_words)) return textStats(result);
   if (typeof result.sha256 === "string") return checksum(result);
   if (kind === "email.send" && typeof result.sent === "number") return emailReport(result);
@@ -93,8 +95,23 @@ function emailReport(result) {
   );
 }
 
-/** A <dl> of an object's fields; nested values are shown compactly. */
-function keyValues(object, render = defaultValue) {
+/** Links to download a job's artifacts (GET /api/artifacts/<id>/, the owner's session). */
+export function renderArtifacts(artifacts) {
+  if (!Array.isArray(artifacts) || !artifacts.length) return null;
+  const items = artifacts.map((artifact) =>
+    h(
+      "li",
+      {},
+      h("a", { attrs: { href: `/api/artifacts/${encodeURIComponent(artifact.id)}/`, download: artifact.name }, text: artifact.name }),
+      " ",
+      h("span", { className: "muted", text: formatBytes(artifact.size) }),
+    ),
+  );
+  return h("div", { className: "artifacts" }, h("p", { className: "result-lead", text: "Files" }), h("ul", {}, items));
+}
+
+/** A <dl> of an object's fields, each value shown by its shape. */
+function keyValues(object, render = anyValue) {
   const list = h("dl", { className: "kv" });
   for (const [key, value] of Object.entries(object)) {
     list.append(h("dt", { text: key }), h("dd", {}, render(value)));
@@ -102,11 +119,49 @@ function keyValues(object, render = defaultValue) {
   return list;
 }
 
-function defaultValue(value) {
-  if (value === null || value === undefined) return "—";
+function isObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** Any JSON value, readably: a table for a list of objects or of rows, a list, a key/value list, text. */
+function anyValue(value) {
+  if (Array.isArray(value)) {
+    if (value.length && value.every(isObject)) return table(value);
+    if (value.length && value.every((row) => Array.isArray(row) && row.every((cell) => !isObject(cell)))) return rows(value);
+    return value.every((item) => !isObject(item) && !Array.isArray(item)) ? value.map(scalar).join(", ") || "—" : code(value);
+  }
+  if (isObject(value)) return Object.keys(value).length <= 12 ? keyValues(value) : code(value);
+  return scalar(value);
+}
+
+function scalar(value) {
+  if (value === null || value === undefined || value === "") return "—";
   if (typeof value === "number") return formatNumber(value);
-  if (typeof value === "object") return h("code", { text: JSON.stringify(value) });
+  if (typeof value === "boolean") return value ? "yes" : "no";
   return String(value);
+}
+
+function code(value) {
+  return h("code", { text: JSON.stringify(value) });
+}
+
+/** A list of objects as a table whose columns are their keys, in first-seen order. */
+function table(objects) {
+  const keys = [...new Set(objects.flatMap((object) => Object.keys(object)))];
+  const body = objects.slice(0, 200).map((object) => h("tr", {}, keys.map((key) => h("td", {}, cellValue(object[key])))));
+  return scrollingTable(h("thead", {}, h("tr", {}, keys.map((key) => h("th", { attrs: { scope: "col" }, text: key })))), body);
+}
+
+function rows(list) {
+  return scrollingTable(null, list.slice(0, 200).map((row) => h("tr", {}, row.map((cell) => h("td", {}, cellValue(cell))))));
+}
+
+function cellValue(value) {
+  return isObject(value) || Array.isArray(value) ? code(value) : scalar(value);
+}
+
+function scrollingTable(head, body) {
+  return h("div", { className: "table-scroll" }, h("table", { className: "data" }, head, h("tbody", {}, body)));
 }
 
 function cell(value) {

@@ -1,14 +1,19 @@
-"""The registry of job kinds: name -> params schema, run function, time limits, and its Celery task.
+"""Job kinds: the public API to write one (`kind`, `Context`, `UploadId`, `JobFailure`), and their registry.
 
-A kind is declared once, where it is defined: a module named `jobs` in any
-installed app calls `register(Kind(...))` (the tasks app's own are in
-tasks/jobs.py). TasksConfig.ready imports every such module (`autodiscover`),
-then makes one Celery task per registered kind (tasks.tasks). Everything else
-reads this registry.
+A kind is declared once, where it is defined, in a module named `jobs` of any
+installed app:
+
+    @kind("reports.jobs_csv", params=ExportParams, title="Export my jobs")
+    def export(ctx: Context[ExportParams]) -> dict[str, Any]: ...
+
+TasksConfig.ready imports every such module (`autodiscover`, like the admin's),
+then makes one Celery task per registered kind, named after it (tasks.tasks).
+Everything else reads this registry. docs/kinds.md is the guide.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -16,9 +21,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 from pydantic import BaseModel, ValidationError
 
-from tasks.errors import InvalidParams, UnknownKind
-from tasks.kinds.base import Kind
+from tasks.errors import InvalidParams, JobFailure, UnknownKind
+from tasks.kinds.base import NAME, QUEUE, RESERVED, Context, Kind, RunFunction
+from tasks.kinds.fields import Date, UploadId
 from tasks.validation import field_errors
+
+__all__ = ["Context", "Date", "JobFailure", "Kind", "UploadId", "kind", "register"]
 
 # Whatever else a worker must do after a task's hard limit before the broker may hand it out again.
 VISIBILITY_MARGIN_SECONDS = 60
@@ -26,10 +34,52 @@ VISIBILITY_MARGIN_SECONDS = 60
 _KINDS: dict[str, Kind] = {}
 
 
+def kind(
+    name: str,
+    *,
+    params: type[BaseModel],
+    title: str = "",
+    description: str = "",
+    queue: str = "default",
+    soft_time_limit: int = 10 * 60,
+    time_limit: int = 0,
+    public_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    submit_label: str = "",
+) -> Callable[[RunFunction], RunFunction]:
+    """Declare a job kind around its run function, which gets a Context and returns its result (a dict or None).
+
+    `time_limit` (the hard one) defaults to a minute after `soft_time_limit`, when
+    the run gets SoftTimeLimitExceeded and the job fails with `timeout`.
+    """
+
+    def declare(run: RunFunction) -> RunFunction:
+        register(
+            Kind(
+                name=name,
+                params=params,
+                run=run,
+                title=title,
+                description=description,
+                queue=queue,
+                soft_time_limit=soft_time_limit,
+                time_limit=time_limit,
+                public_params=public_params,
+                submit_label=submit_label,
+            )
+        )
+        return run
+
+    return declare
+
+
 def register(kind: Kind) -> Kind:
-    """Add a kind to the registry; ImproperlyConfigured if its name is taken or its limits do not fit."""
+    """Add a kind to the registry; ImproperlyConfigured if its name, queue or limits do not fit."""
     if kind.name in _KINDS and _KINDS[kind.name] is not kind:
         raise ImproperlyConfigured(f"Two job kinds are named {kind.name!r}.")
+    if not NAME.fullmatch(kind.name) or len(kind.name) > 64 or kind.name in RESERVED:
+        raise ImproperlyConfigured(f"Job kind name {kind.name!r}: use lowercase dotted words, like 'reports.export'.")
+    if not QUEUE.fullmatch(kind.queue):
+        raise ImproperlyConfigured(f"Job kind {kind.name!r}: queue {kind.queue!r} is not a queue name.")
     _check_limits(kind)
     _KINDS[kind.name] = kind
     return kind
@@ -54,6 +104,11 @@ def autodiscover() -> None:
 
 def all_kinds() -> list[Kind]:
     return [_KINDS[name] for name in names()]
+
+
+def queues() -> list[str]:
+    """Every queue a kind names: what a worker that serves every kind consumes."""
+    return sorted({kind.queue for kind in _KINDS.values()})
 
 
 def names() -> list[str]:
@@ -83,6 +138,17 @@ def validate(name: str, params: dict[str, Any], owner_id: int) -> dict[str, Any]
 
 def parse(kind: Kind, params: dict[str, Any], owner_id: int) -> BaseModel:
     try:
-        return kind.params.model_validate(params, context={"owner_id": owner_id})
+        return kind.params.model_validate(_json_integers(params), context={"owner_id": owner_id})
     except ValidationError as exc:
         raise InvalidParams("The parameters are not valid for this kind.", details=field_errors(exc)) from None
+
+
+def _json_integers(value: Any) -> Any:
+    """5.0 is the integer 5, as JSON Schema says of numbers with no fraction (the parser made it a float)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _json_integers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_integers(item) for item in value]
+    return value

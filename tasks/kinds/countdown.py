@@ -7,19 +7,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from tasks.errors import JobFailure
-from tasks.kinds import register
-from tasks.kinds.base import Kind, RunContext
-
-NAME = "demo.countdown"
+from tasks.kinds import Context, JobFailure, kind
 
 
 class CountdownParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, title="Countdown")
 
-    steps: int = Field(ge=1, le=100_000)
-    interval_ms: int = Field(default=0, ge=0, le=10_000)
-    fail_at: int | None = Field(default=None, ge=1)
+    steps: int = Field(ge=1, le=100_000, title="Steps", examples=[20])
+    interval_ms: int = Field(default=0, ge=0, le=10_000, title="Interval (ms)", examples=[250])
+    fail_at: int | None = Field(
+        default=None, ge=1, title="Fail at step", description="Fail on reaching this step (at most steps)."
+    )
+    log_progress: bool = Field(default=False, title="Log every 10%", description="Write a log line every 10%.")
 
     @field_validator("fail_at")
     @classmethod
@@ -31,28 +30,25 @@ class CountdownParams(BaseModel):
         return fail_at
 
 
-def run(context: RunContext) -> dict[str, Any]:
-    params: CountdownParams = context.params
-    reporter = context.reporter
+# 100,000 steps of 10 s is far beyond any demo: capped at half an hour.
+@kind(
+    "demo.countdown",
+    params=CountdownParams,
+    title="Countdown",
+    description="Counts steps at an interval. For demos and tests.",
+    soft_time_limit=30 * 60,
+    submit_label="Start countdown",
+)
+def countdown(ctx: Context[CountdownParams]) -> dict[str, Any]:
+    params = ctx.params
     interval = params.interval_ms / 1000
+    tenth = max(1, params.steps // 10)
     for step in range(1, params.steps + 1):
         if interval:
             time.sleep(interval)
         if step == params.fail_at:
             raise JobFailure("demo_failure", f"Failed at step {step}, as requested by fail_at.")
-        reporter.report(step, params.steps, stage="counting", message=f"Step {step} of {params.steps}")
+        ctx.progress(step, params.steps, stage="counting", message=f"Step {step} of {params.steps}")
+        if params.log_progress and (step % tenth == 0 or step == params.steps):
+            ctx.log(f"Reached step {step} of {params.steps}.")
     return {"steps": params.steps}
-
-
-KIND = register(
-    Kind(
-        name=NAME,
-        params=CountdownParams,
-        run=run,
-        task_name="jobs.demo.countdown",
-        # 100,000 steps of 10 s is far beyond any demo: cap it at half an hour, below
-        # the broker's visibility timeout like every kind (see test_celery_configuration).
-        soft_time_limit=30 * 60,
-        time_limit=31 * 60,
-    )
-)

@@ -11,17 +11,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tasks import emails
-from tasks.errors import JobFailure
-from tasks.kinds import register
-from tasks.kinds.base import Kind, Reporter, RunContext
+from tasks.kinds import Context, JobFailure, kind
 
-NAME = "email.send"
 MAX_RECIPIENTS = 100
 # What every job event shows of the body: enough to recognise the message.
 PUBLIC_BODY_CHARS = 200
 # Every separator str.splitlines() knows: any of them in a header could be
 # read as the start of a new header by some mail software.
 _LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+# The same rule for JSON Schema clients: no line break up to the end of the text.
+# (?![\s\S]) and not $, which Python's re lets match before a final newline.
+ONE_LINE_PATTERN = "^[^" + "".join(sorted(_LINE_BREAKS)) + "]*(?![\\s\\S])"
 
 
 def _one_line(value: str) -> str:
@@ -39,12 +41,22 @@ def _address(value: str) -> str:
     return value
 
 
-class EmailParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+Address = Annotated[str, AfterValidator(_address), Field(title="Address", json_schema_extra={"format": "email"})]
 
-    to: list[Annotated[str, AfterValidator(_address)]] = Field(min_length=1, max_length=MAX_RECIPIENTS)
-    subject: Annotated[str, AfterValidator(_one_line)] = Field(min_length=1, max_length=200)
-    body: str = Field(max_length=100_000)
+
+class EmailParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, title="Email")
+
+    to: list[Address] = Field(
+        min_length=1,
+        max_length=MAX_RECIPIENTS,
+        title="To",
+        description="Separate addresses with commas or new lines. Each is sent its own copy.",
+    )
+    subject: Annotated[str, AfterValidator(_one_line)] = Field(
+        min_length=1, max_length=200, title="Subject", json_schema_extra={"pattern": ONE_LINE_PATTERN}
+    )
+    body: str = Field(max_length=100_000, title="Message")
 
     @field_validator("to")
     @classmethod
@@ -70,16 +82,29 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
     return {**params, "body": body[:PUBLIC_BODY_CHARS], "body_length": len(body)}
 
 
-def run(context: RunContext) -> dict[str, Any]:
-    params: EmailParams = context.params
+# Sized for 100 recipients on a slow server: about 12 s each. A dead server fails
+# fast instead (EMAIL_TIMEOUT, 30 s per operation). The hard limit leaves time for
+# the operation in flight to time out and for the outcome to be recorded.
+@kind(
+    "email.send",
+    params=EmailParams,
+    title="Email",
+    description=f"One message to up to {MAX_RECIPIENTS} recipients, each sent once.",
+    soft_time_limit=20 * 60,
+    time_limit=20 * 60 + 90,
+    public_params=public_params,
+    submit_label="Send email",
+)
+def send(ctx: Context[EmailParams]) -> dict[str, Any]:
+    params = ctx.params
     total = len(params.to)
-    progress = partial(_report, context.reporter, total)
+    progress = partial(_report, ctx, total)
     progress([])
     letter = emails.Letter(to=params.to, subject=params.subject, body=params.body)
     try:
-        outcomes = emails.deliver(context.job_id, context.attempt, letter, progress)
+        outcomes = emails.deliver(ctx.job_id, ctx.attempt, letter, progress)
     except emails.MailServerUnavailable as exc:
-        sent = emails.count_sent(context.job_id)
+        sent = emails.count_sent(ctx.job_id)
         raise JobFailure(
             "smtp_unavailable",
             f"The mail server is unavailable: {exc.reason}. {sent} of {total} recipients have been sent "
@@ -88,11 +113,21 @@ def run(context: RunContext) -> dict[str, Any]:
     return _result(outcomes)
 
 
-def _report(reporter: Reporter, total: int, outcomes: list[emails.Outcome]) -> None:
+def _report(ctx: Context[EmailParams], total: int, outcomes: list[emails.Outcome]) -> None:
+    if outcomes:
+        _log(ctx, outcomes[-1])
     sent = sum(outcome.sent for outcome in outcomes)
     failed = len(outcomes) - sent
     message = f"{sent} of {total} sent" + (f", {failed} failed" if failed else "")
-    reporter.report(len(outcomes), total, stage="sending", message=message)
+    ctx.progress(len(outcomes), total, stage="sending", message=message)
+
+
+def _log(ctx: Context[EmailParams], outcome: emails.Outcome) -> None:
+    """A log line for each recipient refused, and each one an earlier run already served."""
+    if not outcome.sent:
+        ctx.log(f"{outcome.to}: {outcome.error}", level="warning")
+    elif outcome.earlier:
+        ctx.log(f"{outcome.to}: sent by an earlier run of this job; skipped.")
 
 
 def _result(outcomes: list[emails.Outcome]) -> dict[str, Any]:
@@ -104,21 +139,3 @@ def _result(outcomes: list[emails.Outcome]) -> dict[str, Any]:
             f"Nothing was sent: all {len(failed)} recipients failed. The first, {first['to']}: {first['error']}",
         )
     return {"sent": len(outcomes) - len(failed), "failed": failed}
-
-
-KIND = register(
-    Kind(
-        name=NAME,
-        params=EmailParams,
-        run=run,
-        task_name="jobs.email.send",
-        # Sized for 100 recipients on a slow server: about 12 s each. A dead
-        # server fails fast instead (EMAIL_TIMEOUT, 30 s per operation). The hard
-        # limit leaves time for the operation in flight to time out and for the
-        # outcome to be recorded, and stays well below the broker's visibility
-        # timeout, so Redis never hands a running job to a second worker.
-        soft_time_limit=20 * 60,
-        time_limit=20 * 60 + 90,
-        public_params=public_params,
-    )
-)

@@ -7,58 +7,68 @@ turns progress and failures into the job's.
 
 from __future__ import annotations
 
-import uuid
+import time
 from collections.abc import Callable
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.errors import JobFailure
-from tasks.kinds import register
-from tasks.kinds.base import Kind, Reporter, RunContext
+from tasks.kinds import Context, JobFailure, UploadId, kind
+from tasks.kinds.fields import titled
 from uploads.models import Upload
-from uploads.operations import OPERATIONS, OperationError, progress_text
+from uploads.operations import OPERATIONS, OperationError, progress_text, size_text
 
-NAME = "file.process"
-NO_SUCH_UPLOAD = "No such upload."
+OPERATION_TITLES = {
+    "checksum": "Checksum (SHA-256, MD5)",
+    "csv.summary": "CSV summary",
+    "text.stats": "Text statistics",
+}
 
 
 class FileProcessParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, title="File")
 
-    # Not strict: a UUID arrives as a JSON string.
-    upload_id: Annotated[uuid.UUID, Field(strict=False)]
-    operation: Literal["checksum", "csv.summary", "text.stats"]
-
-    @field_validator("upload_id")
-    @classmethod
-    def _owned_by_submitter(cls, upload_id: uuid.UUID, info: ValidationInfo) -> uuid.UUID:
-        # A field validator, so the error is reported on upload_id. The same
-        # words for a missing upload and another user's: ids are not probed.
-        owner_id = (info.context or {}).get("owner_id")
-        if owner_id is None or not Upload.objects.filter(pk=upload_id, owner_id=owner_id).exists():
-            raise ValueError(NO_SUCH_UPLOAD)
-        return upload_id
+    upload_id: UploadId = Field(title="File", description="Drop a file here, or choose one.")
+    operation: Literal["checksum", "csv.summary", "text.stats"] = Field(
+        title="Operation", json_schema_extra=titled(OPERATION_TITLES)
+    )
 
 
-def run(context: RunContext) -> dict[str, Any]:
-    params: FileProcessParams = context.params
-    upload = Upload.objects.filter(pk=params.upload_id, owner_id=context.owner_id).first()
+# The slowest operation (csv.summary) reads about 30 MB/s here; a 100 MiB file
+# (UPLOAD_MAX_BYTES) on a slow disk and a busy core takes a few minutes at worst.
+# Its own queue, so operators can give heavy file work workers of its own (-Q files).
+@kind(
+    "file.process",
+    params=FileProcessParams,
+    title="File",
+    description="Upload a file, then checksum it, summarise a CSV or count words.",
+    queue="files",
+    soft_time_limit=10 * 60,
+    submit_label="Upload and process",
+)
+def process(ctx: Context[FileProcessParams]) -> dict[str, Any]:
+    params = ctx.params
+    upload = Upload.objects.filter(pk=params.upload_id, owner_id=ctx.owner_id).first()
     if upload is None:
         raise _missing()
     operation = OPERATIONS[params.operation]
     with _open(upload) as file:
-        progress = _bytes_progress(context.reporter, params.operation, upload.size)
+        ctx.log(f"Opened {upload.name} ({size_text(upload.size)}).")
+        ctx.log(f"Running {OPERATION_TITLES[params.operation]}.")
+        started = time.monotonic()
         try:
-            return operation(file, upload.size, progress)
+            result = operation(file, upload.size, _bytes_progress(ctx, params.operation, upload.size))
         except OperationError as exc:
+            ctx.log(f"Stopped: {exc.message}", level="error")
             raise JobFailure(exc.code, exc.message) from None
+    ctx.log(f"Finished in {time.monotonic() - started:.2f} s.")
+    return result
 
 
 def _open(upload: Upload) -> BinaryIO:
     try:
         # Unbuffered: the operations read large chunks themselves.
-        return open(upload.file.path, "rb", buffering=0)  # closed by run()
+        return open(upload.file.path, "rb", buffering=0)  # closed by process()
     except FileNotFoundError:
         raise _missing() from None
 
@@ -67,24 +77,8 @@ def _missing() -> JobFailure:
     return JobFailure("upload_missing", "The uploaded file is no longer on the server; upload it again.")
 
 
-def _bytes_progress(reporter: Reporter, stage: str, size: int) -> Callable[[int], None]:
+def _bytes_progress(ctx: Context[FileProcessParams], stage: str, size: int) -> Callable[[int], None]:
     def progress(done: int) -> None:
-        reporter.report(done, size, stage=stage, message=progress_text(done, size))
+        ctx.progress(done, size, stage=stage, message=progress_text(done, size))
 
     return progress
-
-
-KIND = register(
-    Kind(
-        name=NAME,
-        params=FileProcessParams,
-        run=run,
-        task_name="jobs.file.process",
-        # The slowest operation (csv.summary) reads about 30 MB/s here; a 100 MiB
-        # file (UPLOAD_MAX_BYTES) on a slow disk and a busy core takes a few
-        # minutes at worst. Ten leaves room, and stays well below the broker's
-        # visibility timeout, past which Redis would hand the task out again.
-        soft_time_limit=10 * 60,
-        time_limit=10 * 60 + 60,
-    )
-)

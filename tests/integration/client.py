@@ -37,11 +37,14 @@ class JobsClient:
     def __init__(self, socket: ClientConnection, hello: Message) -> None:
         self.socket = socket
         self.hello = hello
+        self.held: list[Message] = []  # read while waiting for something else; received next
 
     async def send(self, message: Message) -> None:
         await self.socket.send(json.dumps(message))
 
     async def receive(self, timeout: float = 10) -> Message:
+        if self.held:
+            return self.held.pop(0)
         message: Message = json.loads(await asyncio.wait_for(self.socket.recv(), timeout))
         return message
 
@@ -61,12 +64,19 @@ class JobsClient:
         return False
 
     async def submit(self, kind: str, params: Message) -> Message:
+        """Submit a job and return it as accepted; what arrives before the answer is held for `receive`."""
         request_id = uuid.uuid4().hex
         await self.send({"type": "job.submit", "request_id": request_id, "kind": kind, "params": params})
-        accepted = await self.receive()
-        assert accepted["type"] == "job.accepted", accepted
-        assert accepted["request_id"] == request_id
-        job: Message = accepted["job"]
+        before: list[Message] = []
+        while True:
+            answer = await self.receive()
+            if answer.get("request_id") == request_id:
+                break
+            assert answer["type"] not in ("job.accepted", "error"), answer
+            before.append(answer)
+        self.held = before + self.held
+        assert answer["type"] == "job.accepted", answer
+        job: Message = answer["job"]
         return job
 
 

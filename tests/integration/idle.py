@@ -70,7 +70,7 @@ def what_is_busy(redis_url: str | None, workers: int) -> str:
 def _broker_busy(redis_url: str, workers: int) -> str:
     waiting = waiting_tasks(redis_url)
     if waiting:
-        return f"{waiting} task message(s) waiting in the broker"
+        return f"task messages waiting in the broker: {waiting}"
     running = tasks_in_workers(redis_url, workers)
     if running is None:
         return f"not every one of the {workers} worker(s) answered"
@@ -86,14 +86,18 @@ def _database_busy() -> str:
     return ""
 
 
-def waiting_tasks(redis_url: str) -> int:
+def waiting_tasks(redis_url: str) -> dict[str, int]:
+    """The task queues that hold messages, with how many each."""
     client = redis.Redis.from_url(redis_url)
     try:
-        return sum(
-            client.llen(key) for key in client.scan_iter(_type="list") if not key.startswith(CHANNEL_LAYER_PREFIX)
-        )
+        lengths = {key.decode(): client.llen(key) for key in client.scan_iter(_type="list") if _is_task_queue(key)}
     finally:
         client.close()
+    return {key: length for key, length in lengths.items() if length}
+
+
+def _is_task_queue(key: bytes) -> bool:
+    return not key.startswith(CHANNEL_LAYER_PREFIX) and not key.endswith(REPLY_QUEUE_SUFFIX)
 
 
 def tasks_in_workers(redis_url: str, workers: int) -> int | None:

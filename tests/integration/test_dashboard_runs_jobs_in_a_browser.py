@@ -90,7 +90,9 @@ async def test_invalid_params_show_beside_their_fields(dashboard: Dashboard, use
     await expect(page.locator("#countdown-steps-error")).to_have_text("Input should be greater than or equal to 1")
     await expect(steps).to_have_attribute("aria-invalid", "true")
     await expect(steps).to_have_accessible_description("Input should be greater than or equal to 1")
-    await expect(page.locator("#countdown-interval-error")).to_have_text("Input should be greater than or equal to 0")
+    await expect(page.locator("#countdown-interval-ms-error")).to_have_text(
+        "Input should be greater than or equal to 0"
+    )
     await expect(steps).to_be_focused()
     await expect(dashboard.jobs).to_have_count(0)
 

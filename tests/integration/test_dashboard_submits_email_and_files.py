@@ -167,7 +167,9 @@ async def test_the_upload_sends_the_csrf_token_and_shows_a_refusal_beside_the_fi
     await drop_file(dashboard, "big.bin", "x" * 1000, "application/octet-stream")
     await form.get_by_role("button", name="Upload and process").click()
 
-    await expect(dashboard.page.locator("#file-error")).to_have_text("The file is larger than the 10 MB allowed.")
+    await expect(dashboard.page.locator("#file-upload-id-error")).to_have_text(
+        "The file is larger than the 10 MB allowed."
+    )
     assert len(requests) == 1
     request = requests[0]
     cookies = {cookie["name"]: cookie["value"] for cookie in await dashboard.page.context.cookies()}
@@ -184,7 +186,7 @@ async def test_the_file_form_asks_for_a_file_first(tapped_dashboard: tuple[Dashb
     await dashboard.log_in(user.username)
     form = dashboard.page.locator("#form-file")
     await form.get_by_role("button", name="Upload and process").click()
-    await expect(dashboard.page.locator("#file-error")).to_have_text("Choose a file to upload.")
+    await expect(dashboard.page.locator("#file-upload-id-error")).to_have_text("Choose a file to upload.")
 
 
 def offer_file_process(frame: str) -> str:

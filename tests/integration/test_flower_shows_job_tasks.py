@@ -117,7 +117,7 @@ async def test_flower_lists_a_jobs_task_and_refuses_requests_without_credentials
     assert finished["task_id"] == job["task_id"] == row.celery_task_id != ""
 
     task = await wait_for_flower_task(flower, row.celery_task_id, "SUCCESS")
-    assert task["name"] == "jobs.demo.countdown"
+    assert task["name"] == "demo.countdown"
     assert task["uuid"] == row.celery_task_id
     # The broker and Flower see only the job id, never the params.
     assert job["id"] in task["args"] and "steps" not in task["args"]
@@ -182,7 +182,7 @@ async def test_staff_follow_a_jobs_flower_link_to_its_task(
         response = await page.goto(f"{flower.url}/task/{row.celery_task_id}")
         assert response is not None and response.status == 200
         await expect(page.locator("body")).to_contain_text(row.celery_task_id)
-        await expect(page.locator("body")).to_contain_text("jobs.demo.countdown")
+        await expect(page.locator("body")).to_contain_text("demo.countdown")
     finally:
         await operator.close()
 

@@ -1,34 +1,48 @@
-"""test.crash: kills the process that runs it, every time. Installed only by the test settings (JOBS_TEST_KINDS)."""
+"""Job kinds that exist only for tests, written only against the public API (tasks.kinds), as a team would.
+
+Installed only by the test settings (JOBS_TEST_KINDS).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.kinds import register
-from tasks.kinds.base import Kind, RunContext
+from tasks.kinds import Context, kind
 
 
 class CrashParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def run(context: RunContext) -> dict[str, Any]:
+@kind("test.crash", params=CrashParams, title="Crash", soft_time_limit=60)
+def crash(ctx: Context[CrashParams]) -> dict[str, Any]:
     # What a segfaulting extension or the OOM killer does to a worker process.
     os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError("unreachable: the process was killed")
 
 
-KIND = register(
-    Kind(
-        name="test.crash",
-        params=CrashParams,
-        run=run,
-        task_name="jobs.test.crash",
-        soft_time_limit=60,
-        time_limit=90,
-    )
-)
+class TableParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    rows: int = Field(ge=1, le=100_000, title="Rows")
+    interval_ms: int = Field(default=0, ge=0, le=1_000, title="Pause per row (ms)")
+
+
+@kind("test.table", params=TableParams, title="Table", description="Writes a CSV of squares.", queue="extra")
+def table(ctx: Context[TableParams]) -> dict[str, Any]:
+    """Progress per row, a log line per 10 rows, and the table as an artifact."""
+    rows = ctx.params.rows
+    with ctx.artifact("squares.csv", "text/csv") as out:
+        out.write(b"n,square\n")
+        for n in range(1, rows + 1):
+            time.sleep(ctx.params.interval_ms / 1000)
+            out.write(f"{n},{n * n}\n".encode())
+            ctx.progress(n, rows, stage="writing", message=f"Row {n} of {rows}")
+            if n % 10 == 0:
+                ctx.log(f"{n} rows written.")
+    return {"rows": rows, "owner": ctx.owner.get_username()}

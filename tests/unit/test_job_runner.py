@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from tasks import kinds, runner, services
-from tasks.kinds.base import RunContext
+from tasks.kinds import Context
 from tasks.models import Job, JobStatus
 from tests.conftest import Published
 
@@ -53,7 +53,7 @@ def test_a_task_of_a_cancelled_job_runs_nothing(user: User, published: Published
 def test_an_unexpected_error_is_stored_as_internal_and_raised_for_celery(
     user: User, published: Published, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(context: RunContext) -> dict[str, Any]:
+    def broken(context: Context[Any]) -> dict[str, Any]:
         raise KeyError("secret internals")
 
     monkeypatch.setitem(kinds._KINDS, "demo.countdown", replace(kinds.get("demo.countdown"), run=broken))

@@ -34,7 +34,7 @@ def test_submit_records_the_job_then_queues_it_after_commit(
     group, message = published[0]
     assert group == f"user.{user.pk}"
     assert message["job"]["seq"] == 2 and message["job"]["id"] == str(job.pk)
-    assert sent_tasks == [{"name": "jobs.demo.countdown", "args": [str(job.pk)], "task_id": job.celery_task_id}]
+    assert sent_tasks == [{"name": "demo.countdown", "args": [str(job.pk)], "task_id": job.celery_task_id}]
 
 
 def test_the_same_request_id_returns_the_same_job_and_starts_nothing(

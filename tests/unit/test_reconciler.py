@@ -94,8 +94,10 @@ def test_it_reads_task_ids_from_a_real_redis_broker(redis_server: str, settings:
     settings.CELERY_BROKER_URL = url
     app = Celery(broker=url, set_as_current=False)
     try:
-        app.send_task("jobs.demo.countdown", args=["x"], task_id="task-in-queue")
-        assert broker.task_ids() == {"task-in-queue"}
+        app.send_task("demo.countdown", args=["x"], task_id="task-in-queue", queue="default")
+        # Every queue a kind names is read, not only the default one.
+        app.send_task("file.process", args=["y"], task_id="task-in-files", queue="files")
+        assert broker.task_ids() == {"task-in-queue", "task-in-files"}
     finally:
         client = redis.Redis.from_url(url)
         client.flushdb()  # the session's private Redis, its own database

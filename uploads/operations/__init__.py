@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from uploads.operations.base import OperationError, Progress, progress_text
+from uploads.operations.base import OperationError, Progress, progress_text, size_text
 from uploads.operations.checksum import checksum
 from uploads.operations.csv_summary import csv_summary
 from uploads.operations.text_stats import text_stats
@@ -32,5 +32,6 @@ __all__ = [
     "checksum",
     "csv_summary",
     "progress_text",
+    "size_text",
     "text_stats",
 ]

@@ -46,6 +46,14 @@ def chunks(file: BinaryIO, progress: Progress, size: int = CHUNK_BYTES) -> Itera
         yield chunk
 
 
+def size_text(size: int) -> str:
+    """A size for a person, in the largest unit in which it shows as at least 1.0: "22 bytes", "4.2 KB"."""
+    for unit, scale in _UNITS:
+        if round(size / scale, 1) >= 1:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size:,} {'byte' if size == 1 else 'bytes'}"
+
+
 def progress_text(done: int, total: int) -> str:
     """`done` of `total` bytes, for a person: "512 of 900 bytes", "0.3 of 4.2 KB", "12.0 of 48.0 MB".
 
