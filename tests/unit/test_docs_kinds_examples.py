@@ -45,6 +45,13 @@ def test_the_page_has_the_blocks_this_test_runs() -> None:
     assert len(blocks()) == 3
 
 
+def test_the_page_shows_the_example_app_as_it_is() -> None:
+    """The walk-through of reports.jobs_csv is the file itself (its behaviour: test_jobs_csv_export.py)."""
+    shown = re.search(r"```py\n(.*?)```", PAGE.read_text(), re.DOTALL)
+    assert shown is not None
+    assert shown.group(1) == (PAGE.parents[1] / "reports" / "jobs.py").read_text()
+
+
 def test_the_example_kind_runs_and_writes_its_csv(
     scratch_registry: None, user: User, settings: Settings, tmp_path: Path
 ) -> None:
