@@ -17,16 +17,24 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import close_old_connections
 
 from accounts.credentials import Credential
 from gateway import frames, protocol, recheck, throttle
 from gateway.protocol import (
     Cancel,
     ClientMessage,
+    JobBulk,
+    JobFilter,
+    JobGet,
+    JobList,
+    JobLogsFollow,
+    JobLogsUnfollow,
     KindList,
     NotificationList,
     NotificationRead,
@@ -38,14 +46,17 @@ from gateway.protocol import (
 )
 from notifications import inbox, notices
 from patches.channels import DispatchWithoutDatabaseHop
-from tasks import kinds, services
-from tasks.errors import RateLimited, ServiceError
+from tasks import history, kinds, logs, services
+from tasks.errors import BadMessage, JobConflict, RateLimited, ServiceError
+from tasks.models import Job
 from telemetry import metrics
 from transport import watch
-from transport.groups import EVERYONE, auth_group, user_group
+from transport.groups import EVERYONE, auth_group, job_log_group, user_group
 from transport.publisher import publisher
 
 logger = logging.getLogger(__name__)
+
+MAX_FOLLOWED = 20  # jobs whose logs one connection follows at once
 
 
 class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
@@ -54,6 +65,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     group_ids: list[int]  # the user's auth groups when the socket opened
     user: User
     strikes: deque[float] | None = None  # times of recent rate_limited answers; made on the first (memory per socket)
+    following: set[str] | None = None  # jobs whose log lines this socket follows (job.logs.follow)
     counted = False
     released = False
 
@@ -124,6 +136,8 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
         for group in self.audience:
             await self.channel_layer.group_discard(group, self.channel_name)
+        for job_id in list(self.following or ()):
+            await self._unfollow(job_id)
         if self.counted:
             await throttle.close_connection(self.user.pk, self.channel_name)
             await throttle.forget_connection_messages(self.channel_name)
@@ -204,6 +218,38 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     async def on_kind_list(self, message: KindList) -> None:
         await self.send(text_data=frames.kind_list(message.request_id))
 
+    async def on_job_list(self, message: JobList) -> None:
+        owner_id = self._owner_in(message.scope)
+        await self.send(text_data=await database_sync_to_async(_job_list)(owner_id, message))
+
+    async def on_job_get(self, message: JobGet) -> None:
+        owner_id = self._owner_in("all" if self.user.is_staff else "own")
+        await self.send(text_data=await database_sync_to_async(_job_detail)(owner_id, message))
+
+    async def on_job_logs_follow(self, message: JobLogsFollow) -> None:
+        """Join the job's log group first, then read its last lines: no line falls between (merge by n)."""
+        owner_id = self._owner_in("all" if self.user.is_staff else "own")
+        job = await database_sync_to_async(history.find)(owner_id, message.job_id)
+        job_id = str(job.pk)
+        following = self.following if self.following is not None else set()
+        if job_id not in following and len(following) >= MAX_FOLLOWED:
+            raise JobConflict(f"A connection follows the logs of at most {MAX_FOLLOWED} jobs at once.")
+        self.following = following | {job_id}
+        await self.channel_layer.group_add(job_log_group(job_id), self.channel_name)
+        frame, finished = await database_sync_to_async(_job_logs)(job, message.request_id)
+        await self.send(text_data=frame)
+        if finished:
+            await self._unfollow(job_id)  # nothing more will come
+
+    async def on_job_logs_unfollow(self, message: JobLogsUnfollow) -> None:
+        await self._unfollow(message.job_id)
+
+    async def on_job_bulk(self, message: JobBulk) -> None:
+        owner_id = self._owner_in(message.scope)
+        # Many jobs may change: off Channels' one database thread, which every socket of this process shares.
+        matched, changed = await sync_to_async(_job_bulk, thread_sensitive=False)(owner_id, message)
+        await self.send(text_data=frames.job_bulk(message.request_id, matched, changed, message.dry_run))
+
     async def on_notification_list(self, message: NotificationList) -> None:
         page = await database_sync_to_async(inbox.page)(self.user, message.before, message.limit)
         await self.send(text_data=frames.notification_list(page, message.before))
@@ -245,6 +291,10 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     async def notification_unread(self, event: dict[str, Any]) -> None:
         await self._send_counted(_counted_unread, self.user.pk, event["read"], event["read_up_to"])
+
+    async def job_logs_end(self, event: dict[str, Any]) -> None:
+        """The followed job finished, after its last lines: stop following it."""
+        await self._unfollow(event["job_id"])
 
     async def stream_resync(self, event: dict[str, Any]) -> None:
         """A publisher dropped an event for a group this socket is in (transport.publisher)."""
@@ -303,6 +353,19 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         metrics.rate_limited()
         await self._error("rate_limited", text, request_id, {"retry_after": retry_after})
 
+    def _owner_in(self, scope: str) -> int | None:
+        """Whose jobs a message reaches: the user's own, or everyone's (None) when staff ask for "all"."""
+        if scope == "own":
+            return int(self.user.pk)
+        if not self.user.is_staff:
+            raise BadMessage("Only staff may act on every user's jobs.", {"scope": "Only staff may use 'all'."})
+        return None
+
+    async def _unfollow(self, job_id: str) -> None:
+        if self.following and job_id in self.following:
+            self.following.discard(job_id)
+            await self.channel_layer.group_discard(job_log_group(job_id), self.channel_name)
+
     def _session_key(self) -> str | None:
         session = self.scope.get("session")
         return getattr(session, "session_key", None)
@@ -317,6 +380,45 @@ protocol.check_handlers(JobsConsumer)
 
 
 # --- database work, each one trip to Channels' database thread ------------------------------------
+
+
+def _history_filter(wanted: JobFilter) -> history.Filter:
+    owners = list(User.objects.filter(username__in=wanted.owner).values_list("pk", flat=True)) if wanted.owner else []
+    if wanted.owner and not owners:
+        owners = [0]  # usernames that name nobody: a filter that matches nothing
+    return history.Filter(
+        status=wanted.status or (),
+        kind=wanted.kind or (),
+        search=wanted.search or "",
+        created_after=wanted.created_after,
+        created_before=wanted.created_before,
+        owner=owners,
+    )
+
+
+def _job_list(owner_id: int | None, message: JobList) -> str:
+    found = history.page(owner_id, _history_filter(message.filter), message.limit, message.cursor)
+    return frames.job_list(message.request_id, found.jobs, found.next_cursor)
+
+
+def _job_detail(owner_id: int | None, message: JobGet) -> str:
+    job = history.find(owner_id, message.job_id)
+    lines, dropped = logs.tail(job)
+    return frames.job_detail(message.request_id, job, history.timeline(job), lines, dropped)
+
+
+def _job_logs(job: Job, request_id: str | None) -> tuple[str, bool]:
+    """The job.logs frame of the job's last lines, and whether the job had finished when they were read."""
+    job.refresh_from_db(fields=["status", "log_count"])
+    lines, dropped = logs.tail(job)
+    return frames.job_logs(request_id, str(job.pk), lines, dropped), job.is_finished
+
+
+def _job_bulk(owner_id: int | None, message: JobBulk) -> tuple[int, int]:
+    try:
+        return services.bulk(owner_id, message.action, _history_filter(message.filter), message.dry_run)
+    finally:
+        close_old_connections()
 
 
 def _submit(user: User, message: Submit) -> dict[str, Any]:

@@ -11,12 +11,15 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from notifications.inbox import Page
 from notifications.models import Notice, Notification
 from tasks import kinds
+from tasks.estimates import eta_seconds
 from tasks.kinds import Kind
-from tasks.models import Job
+from tasks.logs import payload as log_line
+from tasks.models import Job, JobEvent, JobLogLine
 
 PROTOCOL_VERSION = 1
 PONG = '{"type":"pong"}'
@@ -53,7 +56,13 @@ def job_payload(job: Job) -> dict[str, Any]:
         # Extension (docs/protocol.md): the Celery task of the current attempt, for Flower.
         "task_id": job.celery_task_id or None,
         "artifacts": job.artifacts,
+        "eta_seconds": eta_seconds(job.progress, job.started_at, timezone.now()) if job.status == "running" else None,
     }
+
+
+def event_payload(event: JobEvent) -> dict[str, Any]:
+    """The protocol's Event object (1.1): one state change of a job."""
+    return {"seq": event.seq, "event": event.event, "at": timestamp(event.at), "note": event.note}
 
 
 def kind_payload(kind: Kind) -> dict[str, Any]:
@@ -117,8 +126,42 @@ def job_event(event: str, job: Job) -> str:
     return dumps({"type": event, "job": job_payload(job)})
 
 
-def progress_event(job_id: str, seq: int, progress: dict[str, Any]) -> str:
-    return dumps({"type": "job.progress", "job_id": job_id, "seq": seq, "progress": progress})
+def progress_event(job_id: str, seq: int, progress: dict[str, Any], eta: float | None = None) -> str:
+    # eta_seconds: an extension of the small form, the same estimate the Job object carries (1.1).
+    return dumps({"type": "job.progress", "job_id": job_id, "seq": seq, "progress": progress, "eta_seconds": eta})
+
+
+def job_list(request_id: str | None, jobs: list[Job], next_cursor: str | None) -> str:
+    payloads = [job_payload(job) for job in jobs]
+    return dumps({"type": "job.list", "request_id": request_id, "jobs": payloads, "next_cursor": next_cursor})
+
+
+def job_detail(request_id: str | None, job: Job, events: list[JobEvent], logs: list[JobLogLine], dropped: int) -> str:
+    return dumps(
+        {
+            "type": "job.detail",
+            "request_id": request_id,
+            "job": job_payload(job),
+            "events": [event_payload(event) for event in events],
+            "logs": [log_line(line) for line in logs],
+            "logs_dropped": dropped,
+        }
+    )
+
+
+def job_logs(request_id: str | None, job_id: str, lines: list[JobLogLine], dropped: int) -> str:
+    # logs_dropped: an extension, as in job.detail.
+    body = {"type": "job.logs", "request_id": request_id, "job_id": job_id, "lines": [log_line(line) for line in lines]}
+    return dumps({**body, "logs_dropped": dropped})
+
+
+def job_log(job_id: str, lines: list[dict[str, Any]]) -> str:
+    return dumps({"type": "job.log", "job_id": job_id, "lines": lines})
+
+
+def job_bulk(request_id: str | None, matched: int, changed: int, dry_run: bool) -> str:
+    body = {"type": "job.bulk", "request_id": request_id, "matched": matched, "changed": changed}
+    return dumps({**body, "dry_run": True} if dry_run else body)
 
 
 def notice_event(notice: Notice) -> str:

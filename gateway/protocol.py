@@ -15,10 +15,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from tasks.validation import field_errors
 
@@ -103,6 +104,81 @@ class Ping(ClientMessage):
 @message_type
 class KindList(ClientMessage):
     type: Literal["kind.list"]
+
+
+JobId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+KindName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Username = Annotated[str, StringConstraints(min_length=1, max_length=150)]
+
+
+def _moment(value: object) -> object:
+    """An ISO-8601 time ("2026-12-06T10:00:00Z"), or a day ("2026-12-06", its midnight UTC); naive times are UTC."""
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("Give an ISO-8601 time, like 2026-12-06T10:00:00Z or 2026-12-06.") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+Moment = Annotated[datetime, BeforeValidator(_moment)]
+
+
+class JobFilter(BaseModel):
+    """Protocol 1.1 Filter; `owner` (usernames) is an extension for staff listing everyone's jobs."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    status: Annotated[list[Status], Field(max_length=5)] | None = None
+    kind: Annotated[list[KindName], Field(max_length=50)] | None = None
+    search: Annotated[str, StringConstraints(max_length=200)] | None = None
+    created_after: Moment | None = None
+    created_before: Moment | None = None
+    parent_id: JobId | None = None
+    owner: Annotated[list[Username], Field(max_length=50)] | None = None
+
+
+# "all": every user's jobs (staff only; an extension for the operations view). Default: the caller's.
+Scope = Literal["own", "all"]
+
+
+@message_type
+class JobList(ClientMessage):
+    type: Literal["job.list"]
+    filter: JobFilter = JobFilter()
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    scope: Scope = "own"
+
+
+@message_type
+class JobGet(ClientMessage):
+    type: Literal["job.get"]
+    job_id: JobId
+
+
+@message_type
+class JobLogsFollow(ClientMessage):
+    type: Literal["job.logs.follow"]
+    job_id: JobId
+
+
+@message_type
+class JobLogsUnfollow(ClientMessage):
+    type: Literal["job.logs.unfollow"]
+    job_id: JobId
+
+
+@message_type
+class JobBulk(ClientMessage):
+    type: Literal["job.bulk"]
+    action: Literal["cancel", "retry"]
+    filter: JobFilter
+    scope: Scope = "own"
+    # Extension: count what would change, change nothing (the dashboard's confirmation says how many).
+    dry_run: bool = False
 
 
 # Extensions (docs/protocol.md): the notification centre.

@@ -5,7 +5,9 @@ their events on commit), builds what the sockets need and hands it to the one
 publisher (transport.publisher), which sends it to the channel-layer group of
 the user (or of a notice's audience) from its own loop:
 
-* a job changed or progressed: a finished frame, sent as it is;
+* a job changed or progressed: a finished frame, sent as it is, to its owner's sockets;
+* a job wrote log lines: a finished frame to the sockets that follow its log, and
+  when the job finishes, word to those sockets to stop following;
 * a notification was made or read: a message each socket completes with the
   unread count it reads when the message arrives, after every earlier commit,
   so the last count a tab shows is the true one whatever order processes
@@ -25,13 +27,14 @@ from notifications import events as notification_events
 from notifications.models import Notice, Notification
 from tasks import events as task_events
 from tasks.models import Job
-from transport.groups import notice_group, user_group
+from transport.groups import job_log_group, notice_group, user_group
 from transport.publisher import publisher
 
 
 def connect() -> None:
     task_events.job_changed.connect(job_changed, dispatch_uid="gateway.job_changed")
     task_events.job_progressed.connect(job_progressed, dispatch_uid="gateway.job_progressed")
+    task_events.job_logged.connect(job_logged, dispatch_uid="gateway.job_logged")
     notification_events.notification_created.connect(notification_created, dispatch_uid="gateway.notification")
     notification_events.notifications_read.connect(notifications_read, dispatch_uid="gateway.notifications_read")
     notification_events.notice_sent.connect(notice_sent, dispatch_uid="gateway.notice_sent")
@@ -40,10 +43,20 @@ def connect() -> None:
 
 def job_changed(sender: Any, event: str, job: Job, **fields: Any) -> None:
     publisher.send(user_group(job.owner_id), frames.job_event(event, job))
+    if job.is_finished:
+        # After its last log lines (they commit before the final state): followers stop following.
+        publisher.send_message(job_log_group(str(job.pk)), {"type": "job.logs.end", "job_id": str(job.pk)})
 
 
-def job_progressed(sender: Any, owner_id: int, job_id: str, seq: int, progress: dict[str, Any], **fields: Any) -> None:
-    publisher.send(user_group(owner_id), frames.progress_event(job_id, seq, progress))
+def job_progressed(
+    sender: Any, owner_id: int, job_id: str, seq: int, progress: dict[str, Any], eta_seconds: float | None, **f: Any
+) -> None:
+    publisher.send(user_group(owner_id), frames.progress_event(job_id, seq, progress, eta_seconds))
+
+
+def job_logged(sender: Any, job_id: str, lines: list[dict[str, Any]], **fields: Any) -> None:
+    """New log lines go to the sockets that follow the job's log, as one frame."""
+    publisher.send(job_log_group(job_id), frames.job_log(job_id, lines))
 
 
 def notification_created(sender: Any, notification: Notification, **fields: Any) -> None:

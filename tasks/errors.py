@@ -16,6 +16,12 @@ class ServiceError(Exception):
         self.details = details
 
 
+class BadMessage(ServiceError):
+    """A message whose fields the service cannot use (a cursor it did not give, a scope not allowed)."""
+
+    code = "bad_message"
+
+
 class UnknownKind(ServiceError):
     code = "unknown_kind"
 

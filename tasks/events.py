@@ -4,7 +4,7 @@ The tasks app knows nothing of sockets or notifications; the layers that do
 subscribe in their AppConfig.ready (the gateway publishes job events to the
 owner's sockets, the notification centre records finished jobs).
 
-* `job_changed(event, job)`, `job_progressed(owner_id, job_id, seq, progress)` and
+* `job_changed(event, job)`, `job_progressed(owner_id, job_id, seq, progress, eta_seconds)` and
   `job_logged(owner_id, job_id, lines)` are sent after the transaction that made
   the change commits (a rolled-back change never happened), in commit order;
 * `job_finished(job)` is sent inside the transaction of a job's terminal

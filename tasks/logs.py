@@ -119,3 +119,10 @@ def _trim(job_id: Any) -> None:
         total += size
     if cutoff is not None:
         JobLogLine.objects.filter(job_id=job_id, n__lte=cutoff).delete()
+
+
+def tail(job: Job, count: int = 200) -> tuple[list[JobLogLine], int]:
+    """The job's last `count` lines, oldest first, and how many older lines are no longer kept."""
+    newest = list(JobLogLine.objects.filter(job=job).order_by("-n")[:count])
+    kept = JobLogLine.objects.filter(job=job).count() if len(newest) == count else len(newest)
+    return newest[::-1], job.log_count - kept

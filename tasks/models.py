@@ -53,6 +53,9 @@ class Job(models.Model):
     # so that no event reads another table; Artifact rows are the files themselves.
     artifacts = models.JSONField(default=list, blank=True)
     log_count = models.PositiveIntegerField(default=0, help_text="Log lines ever written; the last one's n.")
+    # What a history search looks in, lowercased: the id, the request_id and the public params' text
+    # (tasks.history). Indexed with trigrams on PostgreSQL.
+    search_text = models.TextField(blank=True, default="")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life while running.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -64,8 +67,15 @@ class Job(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["owner", "request_id"], name="job_request_id_unique_per_owner"),
         ]
+        # History pages go newest first by (created_at, id) from a cursor (tasks.history): one index per
+        # filter a page is asked with, so a page is an index range scan however many jobs there are.
         indexes = [
-            models.Index(fields=["owner", "status", "-created_at"], name="job_owner_status_created"),
+            models.Index(fields=["owner", "-created_at", "-id"], name="job_owner_created"),
+            models.Index(fields=["owner", "status", "-created_at", "-id"], name="job_owner_status_created"),
+            models.Index(fields=["owner", "kind", "-created_at", "-id"], name="job_owner_kind_created"),
+            models.Index(fields=["-created_at", "-id"], name="job_created"),
+            models.Index(fields=["status", "-created_at", "-id"], name="job_status_created"),
+            models.Index(fields=["finished_at"], name="job_finished_at"),
         ]
 
     def __str__(self) -> str:
@@ -107,6 +117,23 @@ class EmailDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient} ({self.status})"
+
+
+class JobEvent(models.Model):
+    """One state change of a job (protocol 1.1 Event), written in the transition's transaction (tasks.services)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    event = models.CharField(max_length=32, help_text="job.queued, job.started, job.succeeded …")
+    at = models.DateTimeField()
+    note = models.CharField(max_length=200, blank=True, help_text="Why, when it is not the plain course of events.")
+
+    class Meta:
+        ordering = ["job", "seq"]
+        indexes = [models.Index(fields=["job", "seq"], name="job_event_job_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.seq} {self.event}"
 
 
 class LogLevel(models.TextChoices):

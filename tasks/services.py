@@ -24,9 +24,10 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tasks import artifacts, events, kinds, liveness
+from tasks import artifacts, events, history, kinds, liveness
 from tasks.errors import JobConflict, JobNotFound, RateLimited
-from tasks.models import FINISHED, UNFINISHED, Job, JobStatus, empty_progress
+from tasks.estimates import eta_seconds
+from tasks.models import FINISHED, UNFINISHED, Job, JobEvent, JobStatus, empty_progress
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -38,12 +39,21 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
     if existing is not None:
         return existing, False
     clean = kinds.validate(kind, params, owner.pk)
+    job_id = uuid.uuid4()
+    searched = history.search_text(job_id, request_id, kinds.public_params(kind, clean))
     try:
         with transaction.atomic():
             _check_active_cap(owner)
             job = Job.objects.create(
-                owner=owner, request_id=request_id, kind=kind, params=clean, celery_task_id=_new_task_id()
+                id=job_id,
+                owner=owner,
+                request_id=request_id,
+                kind=kind,
+                params=clean,
+                celery_task_id=_new_task_id(),
+                search_text=searched,
             )
+            JobEvent.objects.create(job=job, seq=job.seq, event="job.accepted", at=job.created_at)
             transaction.on_commit(lambda: enqueue(job.pk), robust=True)
     except IntegrityError:
         # Two sockets of one user raced with the same request_id: the first one won.
@@ -62,26 +72,58 @@ def enqueue(job_id: uuid.UUID) -> None:
 def cancel(owner: User, job_id: str) -> Job:
     """Cancel a queued or running job. A running job stops at its next progress report."""
     _get_owned(owner, job_id)
-
-    def change(job: Job) -> None:
-        job.status = JobStatus.CANCELLED
-        job.finished_at = timezone.now()
-
-    job = _transition(
-        job_id, "job.cancelled", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change, note="by its owner"
-    )
+    job = _cancel(job_id, note="by its owner")
     if job is None:
         raise JobConflict("The job has already finished.")
     # Revoking spares a worker the claim attempt and shows the task as revoked in Flower.
-    task_id = job.celery_task_id
-    transaction.on_commit(lambda: current_app.control.revoke(task_id), robust=True)
+    _revoke_on_commit([job.celery_task_id])
     return job
 
 
 def retry(owner: User, job_id: str) -> Job:
     """Queue a failed or cancelled job again as a new attempt."""
     _get_owned(owner, job_id)
+    job = _retry(job_id, note="retried")
+    if job is None:
+        raise JobConflict("Only a failed or cancelled job can be retried.")
+    return job
 
+
+def bulk(owner_id: int | None, action: str, wanted: history.Filter, dry_run: bool = False) -> tuple[int, int]:
+    """Cancel (queued, running) or retry (failed, cancelled) every job that passes the filter:
+    how many it matched, and how many it changed (or would change, with dry_run).
+
+    `owner_id` None is everyone's jobs (staff). Each job changes in its own
+    transition, so each sends its usual event; a cancel revokes all their tasks at once.
+    """
+    jobs = history.scoped(owner_id, wanted)
+    eligible = jobs.filter(status__in=BULK_FROM[action])
+    if dry_run:
+        return jobs.count(), eligible.count()
+    matched, changed, task_ids = jobs.count(), 0, []
+    note = "by a bulk cancel" if action == "cancel" else "retried in bulk"
+    for job_id in list(eligible.values_list("id", flat=True).iterator()):
+        job = _cancel(job_id, note) if action == "cancel" else _retry(job_id, note)
+        if job is not None:
+            changed += 1
+            task_ids.append(job.celery_task_id)
+    if action == "cancel" and task_ids:
+        _revoke_on_commit(task_ids)
+    return matched, changed
+
+
+BULK_FROM = {"cancel": UNFINISHED, "retry": (JobStatus.FAILED, JobStatus.CANCELLED)}
+
+
+def _cancel(job_id: uuid.UUID | str, note: str) -> Job | None:
+    def change(job: Job) -> None:
+        job.status = JobStatus.CANCELLED
+        job.finished_at = timezone.now()
+
+    return _transition(job_id, "job.cancelled", allowed=UNFINISHED, change=change, note=note)
+
+
+def _retry(job_id: uuid.UUID | str, note: str) -> Job | None:
     def change(job: Job) -> None:
         job.status = JobStatus.QUEUED
         job.attempt += 1
@@ -92,13 +134,15 @@ def retry(owner: User, job_id: str) -> Job:
         job.worker = ""
         artifacts.forget(job)  # the new attempt makes its own
 
-    job = _transition(
-        job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change, note="retried"
-    )
-    if job is None:
-        raise JobConflict("Only a failed or cancelled job can be retried.")
-    transaction.on_commit(lambda: _send_task(job), robust=True)
+    job = _transition(job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change, note=note)
+    if job is not None:
+        retried = job
+        transaction.on_commit(lambda: _send_task(retried), robust=True)
     return job
+
+
+def _revoke_on_commit(task_ids: list[str]) -> None:
+    transaction.on_commit(lambda: current_app.control.revoke(task_ids), robust=True)
 
 
 def start(job_id: str, task_id: str) -> Job | None:
@@ -192,14 +236,21 @@ def _fail_if_worker_lost(job_id: str, guard: Callable[[Job], bool]) -> bool:
 def save_progress(job_id: str, progress: dict[str, Any]) -> bool:
     """Store and publish progress of a running job; False when the job is no longer running."""
     with transaction.atomic():
-        job = Job.objects.select_for_update().only("id", "owner_id", "status", "seq").filter(pk=job_id).first()
+        fields = ("id", "owner_id", "status", "seq", "started_at")
+        job = Job.objects.select_for_update().only(*fields).filter(pk=job_id).first()
         if job is None or job.status != JobStatus.RUNNING:
             return False
         job.seq += 1
         job.progress = progress
         job.save(update_fields=["seq", "progress", "updated_at"])
+        eta = eta_seconds(progress, job.started_at, job.updated_at)
         events.send_on_commit(
-            events.job_progressed, owner_id=job.owner_id, job_id=str(job.pk), seq=job.seq, progress=progress
+            events.job_progressed,
+            owner_id=job.owner_id,
+            job_id=str(job.pk),
+            seq=job.seq,
+            progress=progress,
+            eta_seconds=eta,
         )
     return True
 
@@ -246,7 +297,8 @@ def _transition(
 ) -> Job | None:
     """Apply `change` to a job in one of the `allowed` states, bump its seq, publish `event` and log one line.
 
-    `note` (why it happened) and `level` are for the log line only.
+    `note` (why it happened) goes with the event into the job's timeline (a failure's is its error
+    code) and into the log line; `level` is the log line's.
     """
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
@@ -256,6 +308,8 @@ def _transition(
             change(job)
         job.seq += 1
         job.save()
+        failure = str(job.error.get("code", "")) if job.status == JobStatus.FAILED and job.error else ""
+        JobEvent.objects.create(job=job, seq=job.seq, event=event, at=job.updated_at, note=(note or failure)[:200])
         events.send_on_commit(events.job_changed, event=event, job=job)
         if job.is_finished:
             # Counted when the outermost transaction commits, so a rolled-back final state never is.

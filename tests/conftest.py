@@ -41,11 +41,16 @@ def other_user(db: None) -> User:
 class Published(list[tuple[str, dict[str, Any]]]):
     """Frames the publisher was asked to send: (group, decoded message)."""
 
+    def to_owners(self) -> list[dict[str, Any]]:
+        """The frames sent to users' groups: the job events every socket of the owner gets
+        (not the log lines, which go to the sockets that follow a job's log)."""
+        return [message for group, message in self if group.startswith("user.")]
+
     def types(self) -> list[str]:
-        return [message["type"] for _, message in self]
+        return [message["type"] for message in self.to_owners()]
 
     def seqs(self) -> list[int]:
-        return [message["seq"] if "seq" in message else message["job"]["seq"] for _, message in self]
+        return [message["seq"] if "seq" in message else message["job"]["seq"] for message in self.to_owners()]
 
 
 @pytest.fixture

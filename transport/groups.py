@@ -22,3 +22,8 @@ def auth_group(group_id: int) -> str:
 def notice_group(group_id: int | None) -> str:
     """Where a notice goes: the auth group's channel group, or everyone when it has none."""
     return EVERYONE if group_id is None else auth_group(group_id)
+
+
+def job_log_group(job_id: str) -> str:
+    """The sockets following a job's log lines (job.logs.follow): its owner's, or staff's."""
+    return f"joblog.{job_id}"

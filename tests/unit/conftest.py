@@ -75,5 +75,9 @@ def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> SentTasks:
         sent.append(entry)
 
     monkeypatch.setattr(celery_app, "send_task", send_task)
-    monkeypatch.setattr(celery_app.control, "revoke", lambda task_id, **kwargs: sent.revoked.append(task_id))
+
+    def revoke(task_id: str | list[str], **kwargs: Any) -> None:
+        sent.revoked.extend([task_id] if isinstance(task_id, str) else task_id)
+
+    monkeypatch.setattr(celery_app.control, "revoke", revoke)
     return sent

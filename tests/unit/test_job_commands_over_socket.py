@@ -84,7 +84,9 @@ async def test_worker_events_reach_the_socket_in_seq_order(user: User) -> None:
         events = await socket.receive_until("job.succeeded")
         assert [event["type"] for event in events] == ["job.started", "job.progress", "job.succeeded"]
         progress = events[1]
+        eta = progress.pop("eta_seconds")  # the estimate of the time left (1.1), from the rate so far
         assert progress == {"type": "job.progress", "job_id": job_id, "seq": 4, "progress": {"current": 1, "total": 5}}
+        assert isinstance(eta, float) and eta >= 0
         assert events[2]["job"]["result"] == {"steps": 5}
 
 

@@ -1,0 +1,146 @@
+"""Job history: every job of a user (or, for staff, of everyone), newest first, filtered, paged from a cursor.
+
+1. Pages go newest first by (created_at, id) and are read with keyset
+   pagination: the cursor is the last job's (created_at, id), and the next
+   page is the jobs strictly older. No OFFSET: a page costs the same deep in a
+   history of a million jobs as at its top, and pages never repeat or skip a
+   job while new ones arrive (they are newer than any cursor).
+2. Each filter a page is asked with has an index whose columns end with
+   (created_at, id) (tasks.models.Job.Meta.indexes), so a page is one index
+   range scan; tests/unit/test_history_uses_its_indexes.py reads the plans.
+3. `search` looks, case-insensitively, in the job id, its request_id and the text
+   of its public params, kept lowercased in `search_text` when the job is made.
+   On PostgreSQL a trigram index (pg_trgm) serves `LIKE '%text%'`; on SQLite the
+   search scans at most SEARCH_SCAN_LIMIT of the newest jobs in scope, so it is
+   bounded however large the table grows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from tasks.errors import BadMessage, JobNotFound
+from tasks.models import Job, JobEvent
+
+PAGE_DEFAULT = 50
+PAGE_MAX = 100
+SEARCH_TEXT_CHARS = 2_000
+SEARCH_SCAN_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Every field optional; all given fields must hold (protocol 1.1 Filter)."""
+
+    status: Collection[str] = ()
+    kind: Collection[str] = ()
+    search: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    # Staff looking at everyone's jobs (the operations view) may narrow them to these owners.
+    owner: Collection[int] = field(default=())
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+def search_text(job_id: uuid.UUID, request_id: str, public_params: dict[str, Any]) -> str:
+    """What `search` looks in: the id, the request_id and every text and number of the public params."""
+    words = [str(job_id), request_id, *_texts(public_params)]
+    return " ".join(words).lower()[:SEARCH_TEXT_CHARS]
+
+
+def _texts(value: Any) -> Iterable[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
+def scoped(owner_id: int | None, wanted: Filter) -> QuerySet[Job]:
+    """The jobs of `owner_id` (None: everyone's, for staff) that pass the filter, unordered."""
+    jobs = Job.objects.all() if owner_id is None else Job.objects.filter(owner_id=owner_id)
+    if wanted.owner:
+        jobs = jobs.filter(owner_id__in=list(wanted.owner))
+    if wanted.status:
+        jobs = jobs.filter(status__in=list(wanted.status))
+    if wanted.kind:
+        jobs = jobs.filter(kind__in=list(wanted.kind))
+    if wanted.created_after is not None:
+        jobs = jobs.filter(created_at__gte=wanted.created_after)
+    if wanted.created_before is not None:
+        jobs = jobs.filter(created_at__lt=wanted.created_before)
+    if wanted.search:
+        jobs = _searched(jobs, wanted.search.lower())
+    return jobs
+
+
+def _searched(jobs: QuerySet[Job], text: str) -> QuerySet[Job]:
+    matching = jobs.filter(search_text__contains=text)
+    if connection.vendor == "postgresql":
+        return matching  # the trigram index answers it
+    newest = jobs.order_by("-created_at", "-id").values("id")[:SEARCH_SCAN_LIMIT]
+    return matching.filter(id__in=newest)
+
+
+def page(owner_id: int | None, wanted: Filter, limit: int = PAGE_DEFAULT, cursor: str | None = None) -> Page:
+    """A page of jobs, newest first, older than the cursor's job; the cursor of the next page, if any."""
+    jobs = scoped(owner_id, wanted).order_by("-created_at", "-id")
+    if cursor is not None:
+        created_at, job_id = read_cursor(cursor)
+        jobs = jobs.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=job_id))
+    found = list(jobs[: limit + 1])
+    more = len(found) > limit
+    shown = found[:limit]
+    return Page(shown, make_cursor(shown[-1]) if more else None)
+
+
+def make_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), str(job.pk)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def read_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise ValueError("naive time")
+        return moment, uuid.UUID(job_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadMessage("The cursor is not one job.list gave.", {"cursor": "Not a cursor of job.list."}) from None
+
+
+def find(owner_id: int | None, job_id: str) -> Job:
+    """The job, if it is the owner's (any job for None: staff); JobNotFound, the same either way, if not."""
+    try:
+        jobs = Job.objects.filter(pk=uuid.UUID(job_id))
+    except ValueError:
+        raise JobNotFound() from None
+    job = (jobs if owner_id is None else jobs.filter(owner_id=owner_id)).first()
+    if job is None:
+        raise JobNotFound()
+    return job
+
+
+def timeline(job: Job) -> list[JobEvent]:
+    """Every state change of the job, oldest first."""
+    return list(JobEvent.objects.filter(job=job).order_by("seq"))
