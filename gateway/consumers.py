@@ -25,7 +25,7 @@ from django.contrib.auth.models import User
 from django.db import close_old_connections
 
 from accounts.credentials import Credential
-from gateway import frames, protocol, recheck, throttle
+from gateway import frames, ops, protocol, recheck, throttle
 from gateway.protocol import (
     Cancel,
     ClientMessage,
@@ -39,6 +39,8 @@ from gateway.protocol import (
     NotificationList,
     NotificationRead,
     NotificationReadAll,
+    OpsSubscribe,
+    OpsUnsubscribe,
     Ping,
     ProtocolError,
     Retry,
@@ -131,6 +133,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         self.released = True
         watch.unregister(self)
         recheck.unregister(self)
+        ops.unsubscribe(self)
         if self.group is not None:
             metrics.connection_closed()
             await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -243,6 +246,13 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     async def on_job_logs_unfollow(self, message: JobLogsUnfollow) -> None:
         await self._unfollow(message.job_id)
+
+    async def on_ops_subscribe(self, message: OpsSubscribe) -> None:
+        self._owner_in("all")  # staff only
+        await ops.subscribe(self)
+
+    async def on_ops_unsubscribe(self, message: OpsUnsubscribe) -> None:
+        ops.unsubscribe(self)
 
     async def on_job_bulk(self, message: JobBulk) -> None:
         owner_id = self._owner_in(message.scope)

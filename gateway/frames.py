@@ -189,6 +189,29 @@ def notification_list(page: Page, before: int | None) -> str:
     )
 
 
+def ops_stats(snapshot: dict[str, Any], queues: list[dict[str, Any]], workers: list[str]) -> str:
+    """The operations view's numbers (extension, staff only; docs/protocol.md)."""
+    now = snapshot["at"]
+    waiting = [
+        {
+            "queue": row["queue"],
+            "waiting": row["waiting"],
+            "oldest_age_seconds": round((now - row["oldest_since"]).total_seconds(), 1)
+            if row["oldest_since"]
+            else None,
+        }
+        for row in queues
+    ]
+    series = snapshot["per_minute"]
+    per_minute = {**series, "minutes": [timestamp(minute) for minute in series["minutes"]]}
+    body = {"type": "ops.stats", "at": timestamp(now), "kinds": snapshot["kinds"], "queues": waiting}
+    return dumps({**body, "workers": workers, "per_minute": per_minute})
+
+
+def _age(now: datetime, since: datetime | None) -> float | None:
+    return round((now - since).total_seconds(), 1) if since is not None else None
+
+
 def error(code: str, message: str, request_id: str | None = None, details: dict[str, Any] | None = None) -> str:
     body: dict[str, Any] = {"type": "error", "request_id": request_id, "code": code, "message": message}
     if details:

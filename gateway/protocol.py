@@ -181,6 +181,19 @@ class JobBulk(ClientMessage):
     dry_run: bool = False
 
 
+# Extensions (docs/protocol.md): the operations view, for staff.
+
+
+@message_type
+class OpsSubscribe(ClientMessage):
+    type: Literal["ops.subscribe"]
+
+
+@message_type
+class OpsUnsubscribe(ClientMessage):
+    type: Literal["ops.unsubscribe"]
+
+
 # Extensions (docs/protocol.md): the notification centre.
 NOTIFICATION_PAGE = 20
 NOTIFICATION_PAGE_MAX = 100

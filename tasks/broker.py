@@ -37,3 +37,32 @@ def task_ids() -> set[str] | None:
 def _queue_keys() -> Iterable[str]:
     for name in {current_app.conf.task_default_queue, *kinds.queues()}:
         yield from kombu.queue_keys(name)
+
+
+def queue_lengths() -> dict[str, int | None]:
+    """How many messages wait in each queue a kind names (all priority steps); None for all if Redis cannot say."""
+    names = {current_app.conf.task_default_queue, *kinds.queues()}
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for name in sorted(names):
+                for key in kombu.queue_keys(name):
+                    pipe.llen(key)
+            counts = pipe.execute()
+    except redis.RedisError as exc:
+        logger.warning("cannot read the broker's queue lengths: %s", exc)
+        return dict.fromkeys(names)
+    finally:
+        client.close()
+    steps = len(counts) // len(names)
+    return {name: sum(counts[i * steps : (i + 1) * steps]) for i, name in enumerate(sorted(names))}
+
+
+def workers_online(timeout: float = 1.0) -> list[str]:
+    """The names of the Celery workers that answered a ping within `timeout` seconds."""
+    try:
+        replies = current_app.control.ping(timeout=timeout) or []
+    except Exception as exc:  # the broker is down: nobody answers
+        logger.warning("cannot ping the workers: %s", exc)
+        return []
+    return sorted(name for reply in replies for name in reply)

@@ -233,6 +233,9 @@ PUBLISH_TIMEOUT = env.get_float("PUBLISH_TIMEOUT", 2.0, minimum=0.05)
 # neither restarted nor went away; if one did, its sockets resync (transport/watch.py).
 LAYER_WATCH_SECONDS = env.get_float("LAYER_WATCH_SECONDS", 1.0, minimum=0.05)
 
+# How often the operations view's numbers are computed (once per Daphne process, for every staff tab).
+OPS_INTERVAL_SECONDS = env.get_float("OPS_INTERVAL_SECONDS", 2.0, minimum=0.1)
+
 # --- Abuse limits (gateway/throttle.py) ----------------------------------------
 THROTTLE_REDIS_URL = env.get_redis_url("THROTTLE_REDIS_URL", REDIS_URL)
 RATE_LIMIT_SUBMITS_PER_MINUTE = env.get_int("RATE_LIMIT_SUBMITS_PER_MINUTE", 30, minimum=1)
