@@ -7,6 +7,8 @@ from core import health, metrics_endpoint, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("jobs/<uuid:job_id>/", views.job_page, name="job"),
+    path("ops/", views.ops_page, name="ops"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("account/", include("accounts.urls")),
     path("admin/", admin.site.urls),

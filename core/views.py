@@ -5,7 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import render
 from django.utils.html import format_html
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -13,6 +13,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 import patches.django
 from gateway import frames
 from tasks import kinds
+from tasks.models import JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +27,42 @@ def home(request: HttpRequest) -> HttpResponse:
     script builds their forms at once; kind.list after each hello updates them.
     The CSRF cookie is for the upload request (XMLHttpRequest).
     """
-    flower_url = settings.FLOWER_URL.rstrip("/") if request.user.is_staff else ""
-    context = {"kinds": [frames.kind_payload(kind) for kind in kinds.all_kinds()], "flower_url": flower_url}
+    context = {"kinds": _kinds(), "flower_url": _flower_url(request), "statuses": JobStatus.values}
     return render(request, "dashboard.html", context)
+
+
+@login_required
+def job_page(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """One job's page (static/js/detail.js reads it over the socket: job.get, job.logs.follow).
+
+    The socket refuses another user's job as it refuses a missing one; staff may look at any.
+    """
+    context = {"job_id": str(job_id), "kinds": _kinds(), "flower_url": _flower_url(request)}
+    return render(request, "job.html", context)
+
+
+@login_required
+def ops_page(request: HttpRequest) -> HttpResponse:
+    """The operations view, for staff: live numbers (ops.subscribe) and everyone's jobs (static/js/ops.js)."""
+    if not request.user.is_staff:
+        return HttpResponseForbidden(
+            format_html("<!doctype html><title>Forbidden</title><h1>403</h1><p>The operations view is for staff.</p>")
+        )
+    context = {
+        "kinds": _kinds(),
+        "flower_url": _flower_url(request),
+        "statuses": JobStatus.values,
+        "owner_filter": True,
+    }
+    return render(request, "ops.html", context)
+
+
+def _kinds() -> list[dict[str, object]]:
+    return [frames.kind_payload(kind) for kind in kinds.all_kinds()]
+
+
+def _flower_url(request: HttpRequest) -> str:
+    return settings.FLOWER_URL.rstrip("/") if request.user.is_staff else ""
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -408,7 +408,7 @@ def _history_filter(wanted: JobFilter) -> history.Filter:
 
 def _job_list(owner_id: int | None, message: JobList) -> str:
     found = history.page(owner_id, _history_filter(message.filter), message.limit, message.cursor)
-    return frames.job_list(message.request_id, found.jobs, found.next_cursor)
+    return frames.job_list(message.request_id, found.jobs, found.next_cursor, with_owner=owner_id is None)
 
 
 def _job_detail(owner_id: int | None, message: JobGet) -> str:

@@ -131,8 +131,11 @@ def progress_event(job_id: str, seq: int, progress: dict[str, Any], eta: float |
     return dumps({"type": "job.progress", "job_id": job_id, "seq": seq, "progress": progress, "eta_seconds": eta})
 
 
-def job_list(request_id: str | None, jobs: list[Job], next_cursor: str | None) -> str:
-    payloads = [job_payload(job) for job in jobs]
+def job_list(request_id: str | None, jobs: list[Job], next_cursor: str | None, with_owner: bool = False) -> str:
+    # owner: an extension in staff's listings of everyone's jobs (the owner's username).
+    payloads = [
+        {**job_payload(job), "owner": job.owner.get_username()} if with_owner else job_payload(job) for job in jobs
+    ]
     return dumps({"type": "job.list", "request_id": request_id, "jobs": payloads, "next_cursor": next_cursor})
 
 

@@ -103,6 +103,8 @@ def _searched(jobs: QuerySet[Job], text: str) -> QuerySet[Job]:
 def page(owner_id: int | None, wanted: Filter, limit: int = PAGE_DEFAULT, cursor: str | None = None) -> Page:
     """A page of jobs, newest first, older than the cursor's job; the cursor of the next page, if any."""
     jobs = scoped(owner_id, wanted).order_by("-created_at", "-id")
+    if owner_id is None:
+        jobs = jobs.select_related("owner")  # everyone's jobs are listed with their owner's name
     if cursor is not None:
         created_at, job_id = read_cursor(cursor)
         jobs = jobs.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=job_id))

@@ -8,7 +8,8 @@ import { FINISHED, UNFINISHED } from "./store.js";
 export class JobList {
   /**
    * @param list the <ol> to fill
-   * @param options {flowerUrl, onCancel(id), onRetry(id), onChange(count)}
+   * @param options {flowerUrl, onCancel(id), onRetry(id), onChange(count), shows(job) (default: every job),
+   *   mine(job) (default: every job: whether to offer Cancel and Retry)}
    */
   constructor(list, options) {
     this.list = list;
@@ -19,13 +20,14 @@ export class JobList {
 
   /** Bring the list in line with the store: update changed jobs, drop removed ones, keep newest first. */
   render(store, changed, removed) {
-    for (const id of removed) {
-      this.views.get(id)?.el.remove();
-      this.views.delete(id);
-    }
+    const shows = this.options.shows || (() => true);
+    for (const id of removed) this._drop(id);
     for (const id of changed) {
       const job = store.get(id);
-      if (!job) continue;
+      if (!job || !shows(job)) {
+        this._drop(id);
+        continue;
+      }
       let view = this.views.get(id);
       if (!view) {
         view = new JobView(job, this.options);
@@ -33,8 +35,18 @@ export class JobList {
       }
       view.update(job);
     }
-    this._order(store.list());
+    this._order(store.list().filter(shows));
     this.options.onChange?.(this.views.size);
+  }
+
+  /** Judge every job again (the filter changed). */
+  refresh(store) {
+    this.render(store, [...new Set([...this.views.keys(), ...store.jobs.keys()])], []);
+  }
+
+  _drop(id) {
+    this.views.get(id)?.el.remove();
+    this.views.delete(id);
   }
 
   /** A user action was refused (e.g. conflict): let the buttons be used again. */
@@ -86,6 +98,8 @@ class JobView {
     this.cancelButton = h("button", { className: "secondary", text: "Cancel", attrs: { type: "button" }, on: { click: () => this._act("cancel") } });
     this.retryButton = h("button", { className: "secondary", text: "Retry", attrs: { type: "button" }, on: { click: () => this._act("retry") } });
     this.flower = options.flowerUrl ? h("a", { className: "flower-link", text: "Flower", attrs: { target: "_blank", rel: "noopener" } }) : null;
+    this.details = h("a", { className: "detail-link", text: "Details", attrs: { href: `/jobs/${encodeURIComponent(job.id)}/` } });
+    this.owner = h("span", { className: "job-owner muted" });
     this.meta = h("span", { className: "job-meta muted" });
 
     this.el = h(
@@ -95,7 +109,7 @@ class JobView {
       h("div", { className: "job-progress" }, this.bar, this.percent),
       h("div", { className: "job-status-line" }, h("span", { className: "job-words" }, this.stage, this.message), this.elapsed),
       this.detail,
-      h("div", { className: "job-foot" }, h("div", { className: "job-actions" }, this.cancelButton, this.retryButton, this.flower), this.meta),
+      h("div", { className: "job-foot" }, h("div", { className: "job-actions" }, this.cancelButton, this.retryButton, this.details, this.flower), this.owner, this.meta),
     );
   }
 
@@ -109,8 +123,11 @@ class JobView {
     setText(this.summary, paramsSummary(job.kind, job.params));
     this._progress(job);
     this._detail(job, previous);
-    this.cancelButton.hidden = !UNFINISHED.has(job.status);
-    this.retryButton.hidden = !(job.status === "failed" || job.status === "cancelled");
+    const mine = this.options.mine ? this.options.mine(job) : true;
+    this.cancelButton.hidden = !mine || !UNFINISHED.has(job.status);
+    this.retryButton.hidden = !mine || !(job.status === "failed" || job.status === "cancelled");
+    setAttr(this.details, "aria-label", `Details of this ${kindName(job.kind)} job`);
+    setText(this.owner, job.owner ? job.owner : "");
     setAttr(this.cancelButton, "aria-label", `Cancel ${kindName(job.kind)} job`);
     setAttr(this.retryButton, "aria-label", `Retry ${kindName(job.kind)} job`);
     if (this.flower) {

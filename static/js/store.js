@@ -9,13 +9,15 @@
 export const UNFINISHED = new Set(["queued", "running"]);
 export const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
-// Finished jobs kept beyond the snapshot's, so a long-open tab stays small.
+// Finished jobs kept beyond the snapshot's, so a long-open tab stays small (those the history
+// listed stay: the user scrolled to them).
 const MAX_FINISHED = 100;
 
 export class JobStore {
   constructor() {
     this.jobs = new Map();
     this.listeners = [];
+    this.kept = () => false;
   }
 
   /** Call `listener(changedIds, removedIds)` after every change. */
@@ -73,15 +75,22 @@ export class JobStore {
     this._emit(changed, removed);
   }
 
+  /** A page of job.list: merged by seq like any snapshot, and never dropped for being old. */
+  applyPage(jobs) {
+    const changed = jobs.filter((job) => this._put(job)).map((job) => job.id);
+    this._emit(changed, []);
+  }
+
   _put(job) {
     const held = this.jobs.get(job.id);
     if (held && !(job.seq > held.seq)) return false;
-    this.jobs.set(job.id, job);
+    // Only staff's listings of everyone's jobs name the owner; the job's later events do not.
+    this.jobs.set(job.id, held?.owner && !job.owner ? { ...job, owner: held.owner } : job);
     return true;
   }
 
   _prune() {
-    const finished = this.list().filter((job) => FINISHED.has(job.status));
+    const finished = this.list().filter((job) => FINISHED.has(job.status) && !this.kept(job.id));
     const removed = [];
     for (const job of finished.slice(MAX_FINISHED)) {
       this.jobs.delete(job.id);

@@ -171,7 +171,7 @@ async def test_a_countdown_can_be_run_and_cancelled_from_the_keyboard(dashboard:
     await expect(page.locator("#announcer")).to_have_text("Countdown job was cancelled.")
 
 
-async def tab_until(dashboard: Dashboard, target: Locator, presses: int = 40) -> None:
+async def tab_until(dashboard: Dashboard, target: Locator, presses: int = 150) -> None:
     """Press Tab until `target` has the focus; fail if it is never reached."""
     for _ in range(presses):
         await dashboard.page.keyboard.press("Tab")
