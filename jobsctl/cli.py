@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,7 @@ from jobsctl.local import temporary_token
 from jobsctl.session import Config, Session
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 OPERATIONS = ("checksum", "csv.summary", "text.stats")
 JOB_ID_HELP = "a job id, or enough of its first characters to tell it from your other recent jobs"
 EPILOG = """\
@@ -74,13 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _submit_parsers(sub, common)
-    sub.add_parser("list", parents=[common], help="your unfinished and recent jobs")
+    listing = sub.add_parser("list", parents=[common], help="your jobs, newest first (the history: job.list)")
+    listing.add_argument("--status", action="append", default=[], choices=STATUSES, help="only these; repeat for more")
+    listing.add_argument("--kind", action="append", default=[], help="only this kind; repeat for more")
+    listing.add_argument("--search", help="in the job id, request id and params (case ignored)")
+    listing.add_argument("--since", metavar="WHEN", help="created since: 2026-12-01, 2026-12-01T10:00Z, or 2h, 3d ago")
+    listing.add_argument("--limit", type=int, default=50, help="how many to print (default 50; pages are fetched)")
+    logs = sub.add_parser("logs", parents=[common], help="a job's log lines; -f follows them while it runs")
+    logs.add_argument("job_id", help=JOB_ID_HELP)
+    logs.add_argument("-f", "--follow", action="store_true", help="print new lines until the job finishes")
     sub.add_parser("kinds", parents=[common], help="the job kinds the server offers, with their params")
     for name, text in (("show", "one job"), ("cancel", "cancel a queued or running job")):
         sub.add_parser(name, parents=[common], help=text).add_argument("job_id", help=JOB_ID_HELP)
-    retry = sub.add_parser("retry", parents=[common], help="run a failed or cancelled job again")
-    retry.add_argument("job_id", help=JOB_ID_HELP)
+    retry = sub.add_parser("retry", parents=[common], help="run a failed or cancelled job again (or all failed ones)")
+    retry.add_argument("job_id", nargs="?", help=JOB_ID_HELP)
     retry.add_argument("--follow", action="store_true", help="follow the new attempt until it finishes")
+    retry.add_argument("--all-failed", action="store_true", help="retry every failed job of yours (job.bulk)")
+    retry.add_argument("--kind", action="append", default=[], help="with --all-failed: only this kind")
     fetch = sub.add_parser("download", parents=[common], help="save a finished job's files (its artifacts)")
     fetch.add_argument("job_id", help=JOB_ID_HELP)
     fetch.add_argument("--out", default=".", metavar="DIR", help="the directory to save them in (default: here)")
@@ -217,10 +230,30 @@ async def _follow(
 
 
 async def _list(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    wanted: dict[str, Any] = {}
+    for key in ("status", "kind"):
+        if getattr(args, key):
+            wanted[key] = getattr(args, key)
+    if args.search:
+        wanted["search"] = args.search
+    if args.since:
+        wanted["created_after"] = since(args.since)
+    listed = await jobs.listing(session, wanted, max(1, args.limit))
     if _as_json(args):
-        show.print_json(session.hello["jobs"])
+        show.print_json(listed)
     else:
-        show.print_jobs(session.hello["jobs"])
+        show.print_jobs(listed)
+    return EXIT_SUCCEEDED
+
+
+async def _logs(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    job_id = jobs.resolve(session.hello, args.job_id)
+    detail = await jobs.request(session, {"type": "job.get", "job_id": job_id})
+    if detail["logs_dropped"]:
+        display.note(f"{detail['logs_dropped']} older lines are no longer kept")
+    printed = show.print_log_lines(detail["logs"], 0)
+    if args.follow and detail["job"]["status"] in ("queued", "running"):
+        await jobs.follow_logs(session, job_id, printed)
     return EXIT_SUCCEEDED
 
 
@@ -243,6 +276,14 @@ async def _cancel(args: argparse.Namespace, session: Session, display: Display, 
 
 
 async def _retry(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    if args.all_failed:
+        wanted: dict[str, Any] = {"status": ["failed"], **({"kind": args.kind} if args.kind else {})}
+        done = await jobs.request(session, {"type": "job.bulk", "action": "retry", "filter": wanted})
+        display.note(f"{done['changed']} failed jobs queued again")
+        print(done["changed"])
+        return EXIT_SUCCEEDED
+    if not args.job_id:
+        raise CliError("retry needs a JOB, or --all-failed.", "usage")
     tracker = await jobs.retry(session, jobs.resolve(session.hello, args.job_id))
     display.note(f"job {tracker.id} queued again (attempt {tracker.job['attempt']})")
     if args.follow:
@@ -269,6 +310,7 @@ COMMANDS: dict[str, Command] = {
     "submit": _submit,
     "kinds": _kinds,
     "download": _download,
+    "logs": _logs,
     "email": _email,
     "process": _process,
     "list": _list,
@@ -276,6 +318,19 @@ COMMANDS: dict[str, Command] = {
     "cancel": _cancel,
     "retry": _retry,
 }
+
+
+def since(text: str) -> str:
+    """--since: an ISO-8601 day or time as given, or a duration ago (30m, 2h, 3d) as an ISO time."""
+    match = re.fullmatch(r"(\d+)([mhd])", text.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return (datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})).isoformat()
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"--since {text!r}: give 2026-12-01, 2026-12-01T10:00Z, or 30m, 2h, 3d.", "usage") from None
+    return text
 
 
 def _files(args: argparse.Namespace) -> list[tuple[str, str]]:

@@ -20,7 +20,8 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 Job = dict[str, Any]
 PLAIN_PROGRESS_EVERY = 5.0  # seconds between progress lines when there is no terminal
-BAR_SHAPE = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]"
+# {postfix}: the server's estimate of the time left (eta_seconds), as the dashboard shows it.
+BAR_SHAPE = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 COUNT_SHAPE = "{desc}{n_fmt} [{elapsed}]"  # the total is unknown
 
 
@@ -51,27 +52,30 @@ class Display:
             if job["status"] in ("queued", "running"):
                 self.note(f"job {job['id']} {job['status']}")
         if job["status"] == "running":
-            self._progress(job.get("progress") or {})
+            self._progress(job.get("progress") or {}, job.get("eta_seconds"))
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
-    def _progress(self, progress: dict[str, Any]) -> None:
+    def _progress(self, progress: dict[str, Any], eta: float | None = None) -> None:
         current, total = progress.get("current") or 0, progress.get("total")
         label = progress.get("message") or progress.get("stage") or ""
+        left = f"{eta_text(eta)} left" if isinstance(eta, int | float) else ""
         if not self.tty:
             now = time.monotonic()
             if now - self._last_line >= PLAIN_PROGRESS_EVERY:
                 self._last_line = now
-                self.note(f"  {current}/{total if total is not None else '?'} {label}".rstrip())
+                about = f" ({left})" if left else ""
+                self.note(f"  {current}/{total if total is not None else '?'} {label}{about}".rstrip())
             return
         if self._bar is None:
             self._bar = self._new_bar(total, current)
         self._bar.total = total
         self._bar.n = current
         self._bar.set_description(label[:40], refresh=False)  # "label: " before the bar
+        self._bar.set_postfix_str(left, refresh=False)
         self._bar.refresh()
 
     def _new_bar(self, total: int | None, current: int) -> Any:
@@ -79,6 +83,16 @@ class Display:
         shape = BAR_SHAPE if total else COUNT_SHAPE
         scale = max(total or 0, current) >= 100_000
         return tqdm(total=total, file=self.stream, dynamic_ncols=True, leave=False, bar_format=shape, unit_scale=scale)
+
+
+def eta_text(seconds: float) -> str:
+    """12s, 3m05s, 1h02m."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def _has_width(stream: TextIO) -> bool:
@@ -124,6 +138,15 @@ def print_job(job: Job) -> None:
     for key in ("params", "result", "error"):
         if job.get(key) is not None:
             print(f"{key + ':':<10} {json.dumps(job[key], ensure_ascii=False)}")
+
+
+def print_log_lines(lines: list[dict[str, Any]], printed: int) -> int:
+    """Print the lines numbered past `printed` (a line seen twice prints once); the last n printed."""
+    for line in sorted(lines, key=lambda line: int(line["n"])):
+        if int(line["n"]) > printed:
+            print(f"{_time(line['at'])}  {line['level']:<7}  {line['text']}", flush=True)
+            printed = int(line["n"])
+    return printed
 
 
 def print_kinds(kinds: list[dict[str, Any]]) -> None:

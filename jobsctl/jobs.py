@@ -8,7 +8,7 @@ import threading
 import uuid
 from typing import Any
 
-from jobsctl.display import Display
+from jobsctl.display import Display, print_log_lines
 from jobsctl.errors import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -41,7 +41,8 @@ class Tracker:
     def apply(self, message: Message) -> bool:
         """Apply an event if it is this job's and newer; True when the state changed."""
         if message["type"] == "job.progress" and message.get("job_id") == self.id:
-            return self._merge(int(message["seq"]), {**self.job, "progress": message["progress"]})
+            fields = {"progress": message["progress"], "eta_seconds": message.get("eta_seconds")}
+            return self._merge(int(message["seq"]), {**self.job, **fields})
         job = message.get("job")
         if message["type"] in FULL_EVENTS and isinstance(job, dict) and job.get("id") == self.id:
             return self._merge(int(job["seq"]), job)
@@ -232,3 +233,36 @@ async def kind_list(session: Session) -> dict[str, Message]:
     """The server's kinds (protocol 1.1 kind.list), by name."""
     reply = await request(session, {"type": "kind.list"})
     return {kind["name"]: kind for kind in reply.get("kinds", [])}
+
+
+async def listing(session: Session, wanted: Message, limit: int) -> list[Job]:
+    """Up to `limit` jobs passing the filter, newest first, page after page (job.list)."""
+    found: list[Job] = []
+    cursor = None
+    while len(found) < limit:
+        message: Message = {"type": "job.list", "filter": wanted, "limit": min(100, limit - len(found))}
+        if cursor:
+            message["cursor"] = cursor
+        page = await request(session, message)
+        found += page["jobs"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    return found
+
+
+async def follow_logs(session: Session, job_id: str, printed: int) -> None:
+    """Print the job's new log lines (job.logs.follow) until it finishes; `printed`: the last n already shown."""
+    reply = await request(session, {"type": "job.logs.follow", "job_id": job_id})
+    printed = print_log_lines(reply.get("lines", []), printed)
+    while True:
+        message = await session.next()
+        if message["type"] == "job.log" and message.get("job_id") == job_id:
+            printed = print_log_lines(message["lines"], printed)
+        elif message["type"] in FULL_EVENTS - {"job.queued", "job.started"} and message["job"]["id"] == job_id:
+            return
+        elif message["type"] == INTERRUPT:
+            raise Interrupted("Stopped following the log; the job goes on.")
+        elif message["type"] == RESYNC:
+            reply = await request(session, {"type": "job.logs.follow", "job_id": job_id})
+            printed = print_log_lines(reply.get("lines", []), printed)

@@ -16,7 +16,9 @@ import pytest
 from celery import Celery
 from django.db import connection
 
+from accounts import tokens
 from core import stack
+from tests.integration.cli_process import Cli
 from tests.integration.idle import settle
 from tests.smtp import SmtpServer, serving
 
@@ -140,3 +142,10 @@ def stack_left_idle(request: pytest.FixtureRequest, django_db_blocker: Any) -> I
         if name in request.fixturenames:
             with django_db_blocker.unblock():
                 request.getfixturevalue(name).settle()
+
+
+@pytest.fixture
+def cli(live_stack: LiveStack, user: Any) -> Cli:
+    """jobsctl with a token of `user` against the live stack."""
+    _, raw = tokens.create(user, "cli tests")
+    return Cli(live_stack, raw)

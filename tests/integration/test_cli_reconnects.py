@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from core import stack
+from tests.integration.cli_process import Cli
 from tests.integration.conftest import LiveStack
-from tests.integration.test_cli_runs_jobs import RUNNING, Cli, cli  # noqa: F401  (cli is a fixture)
+from tests.integration.test_cli_runs_jobs import RUNNING
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -85,7 +86,7 @@ def proxy(live_stack: LiveStack) -> Iterator[Proxy]:
         yield running
 
 
-def test_a_dropped_connection_is_resumed_and_the_job_still_ends_well(cli: Cli, proxy: Proxy) -> None:  # noqa: F811
+def test_a_dropped_connection_is_resumed_and_the_job_still_ends_well(cli: Cli, proxy: Proxy) -> None:
     env = cli.env(JOBS_URL=f"http://127.0.0.1:{proxy.port}")
     follower = cli.start("submit", "demo.countdown", "--param", "steps=30", "--param", "interval_ms=100", env=env)
     follower.wait_for(RUNNING)
