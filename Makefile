@@ -24,6 +24,7 @@ lint: $(VENV)/.dev
 
 # The benchmark suite (docs/benchmarks.md): one table, baseline beside ours.
 bench: $(VENV)/.dev
+	DATABASE_URL=$${BENCH_HISTORY_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/jobs_bench_history} bin/ensure-postgres
 	$(PY) -m bench
 
 $(VENV)/.created:

@@ -211,10 +211,6 @@ def ops_stats(snapshot: dict[str, Any], queues: list[dict[str, Any]], workers: l
     return dumps({**body, "workers": workers, "per_minute": per_minute})
 
 
-def _age(now: datetime, since: datetime | None) -> float | None:
-    return round((now - since).total_seconds(), 1) if since is not None else None
-
-
 def error(code: str, message: str, request_id: str | None = None, details: dict[str, Any] | None = None) -> str:
     body: dict[str, Any] = {"type": "error", "request_id": request_id, "code": code, "message": message}
     if details:

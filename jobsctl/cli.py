@@ -247,7 +247,7 @@ async def _list(args: argparse.Namespace, session: Session, display: Display, in
 
 
 async def _logs(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
-    job_id = jobs.resolve(session.hello, args.job_id)
+    job_id = await jobs.resolve(session, args.job_id)
     detail = await jobs.request(session, {"type": "job.get", "job_id": job_id})
     if detail["logs_dropped"]:
         display.note(f"{detail['logs_dropped']} older lines are no longer kept")
@@ -258,9 +258,7 @@ async def _logs(args: argparse.Namespace, session: Session, display: Display, in
 
 
 async def _show(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
-    job = jobs.find(session.hello, jobs.resolve(session.hello, args.job_id))
-    if job is None:
-        raise CliError("No such job among your unfinished and recent ones.", "not_found")
+    job = await jobs.get(session, await jobs.resolve(session, args.job_id))
     if _as_json(args):
         show.print_json(job)
     else:
@@ -269,7 +267,7 @@ async def _show(args: argparse.Namespace, session: Session, display: Display, in
 
 
 async def _cancel(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
-    job = await jobs.cancel(session, jobs.resolve(session.hello, args.job_id))
+    job = await jobs.cancel(session, await jobs.resolve(session, args.job_id))
     display.note(f"job {job['id']} cancelled")
     _print_job_or_id(args, job)
     return EXIT_SUCCEEDED
@@ -284,7 +282,7 @@ async def _retry(args: argparse.Namespace, session: Session, display: Display, i
         return EXIT_SUCCEEDED
     if not args.job_id:
         raise CliError("retry needs a JOB, or --all-failed.", "usage")
-    tracker = await jobs.retry(session, jobs.resolve(session.hello, args.job_id))
+    tracker = await jobs.retry(session, await jobs.resolve(session, args.job_id))
     display.note(f"job {tracker.id} queued again (attempt {tracker.job['attempt']})")
     if args.follow:
         return await _follow(args, session, display, interrupts, tracker)
@@ -293,9 +291,7 @@ async def _retry(args: argparse.Namespace, session: Session, display: Display, i
 
 
 async def _download(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
-    job = jobs.find(session.hello, jobs.resolve(session.hello, args.job_id))
-    if job is None:
-        raise CliError("No such job among your unfinished and recent ones.", "not_found")
+    job = await jobs.get(session, await jobs.resolve(session, args.job_id))
     directory = Path(args.out)  # checked before the session started (main)
     artifacts = job.get("artifacts") or []
     if not artifacts:

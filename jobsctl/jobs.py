@@ -102,18 +102,36 @@ def find(hello: Message, job_id: str) -> Job | None:
     return next((job for job in hello.get("jobs", []) if job.get("id") == job_id), None)
 
 
-def resolve(hello: Message, text: str) -> str:
-    """A full job id, or the one job of the snapshot whose id starts with `text` (ids are long to type)."""
+async def resolve(session: Session, text: str) -> str:
+    """A full job id, or the one job whose id starts with `text` (ids are long to type).
+
+    The snapshot first (no round trip); then the whole history, whose search matches ids.
+    """
     try:
         return str(uuid.UUID(text))
     except ValueError:
         pass
-    matches = [job["id"] for job in hello.get("jobs", []) if str(job.get("id", "")).startswith(text.lower())]
+    prefix = text.lower()
+    matches = {str(job["id"]) for job in session.hello.get("jobs", []) if str(job.get("id", "")).startswith(prefix)}
+    if not matches and len(prefix) >= MIN_PREFIX:
+        found = await listing(session, {"search": prefix}, PREFIX_MATCHES)
+        matches = {str(job["id"]) for job in found if str(job["id"]).startswith(prefix)}
     if len(matches) == 1:
-        return str(matches[0])
+        return matches.pop()
     if matches:
-        raise CliError(f"{len(matches)} of your recent jobs start with {text!r}; give more of the id.", "ambiguous")
-    raise CliError(f"None of your recent jobs has an id starting with {text!r}.", "not_found")
+        raise CliError(f"{len(matches)} of your jobs have an id starting with {text!r}; give more of it.", "ambiguous")
+    raise CliError(f"None of your jobs has an id starting with {text!r}.", "not_found")
+
+
+MIN_PREFIX = 4  # shorter ones match too much of a long history to be meant
+PREFIX_MATCHES = 100
+
+
+async def get(session: Session, job_id: str) -> Job:
+    """One job of the user's whole history, as it is now (job.get)."""
+    detail = await request(session, {"type": "job.get", "job_id": job_id})
+    job: Job = detail["job"]
+    return job
 
 
 async def submit(session: Session, kind: str, params: dict[str, Any], request_id: str) -> Tracker:

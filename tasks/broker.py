@@ -42,6 +42,8 @@ def _queue_keys() -> Iterable[str]:
 def queue_lengths() -> dict[str, int | None]:
     """How many messages wait in each queue a kind names (all priority steps); None for all if Redis cannot say."""
     names = {current_app.conf.task_default_queue, *kinds.queues()}
+    if not settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+        return dict.fromkeys(names)  # another broker: its queues are not Redis lists to count
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
     try:
         with client.pipeline(transaction=False) as pipe:

@@ -213,14 +213,16 @@ class Dashboard:
             timeout=JOB_TIMEOUT,
         )
 
-    async def screenshot(self, name: str) -> Path:
+    async def screenshot(self, name: str, full_page: bool = True) -> Path:
+        """Saved in test-artifacts/; `full_page=False`: what the window shows (a modal dialog's backdrop
+        covers only that)."""
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name
         # From the top, so the sticky header sits where a person sees it; the pointer off
         # the last button clicked, so no button shows its hover colour.
         await self.page.evaluate("window.scrollTo(0, 0)")
         await self.page.mouse.move(0, 0)
-        await self.page.screenshot(path=path, full_page=True, animations="disabled")
+        await self.page.screenshot(path=path, full_page=full_page, animations="disabled")
         return path
 
 

@@ -45,6 +45,18 @@ def test_list_filters_and_pages_through_the_history(cli: Cli, user: User) -> Non
     assert bad.returncode == 2 and "--since" in bad.stderr
 
 
+def test_show_finds_an_old_job_by_the_start_of_its_id(cli: Cli, user: User) -> None:
+    failed_jobs(user, 40)  # the hello's snapshot holds only the 20 newest finished ones
+    oldest = Job.objects.filter(owner=user).order_by("created_at", "id").first()
+    assert oldest is not None
+    prefix = str(oldest.pk)[:8]
+    shown = cli.run("show", prefix, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == str(oldest.pk)
+    unknown = cli.run("show", "ffff0000")
+    assert unknown.returncode == 2 and "not_found" in unknown.stderr
+
+
 def test_retry_all_failed_of_a_kind(cli: Cli, user: User) -> None:
     failed_jobs(user, 3)
     failed_jobs(user, 2, kind="email.send")

@@ -82,6 +82,7 @@ async def test_each_filter_and_the_search_narrow_the_list_and_live_in_the_url(da
     await filters.get_by_label("Kind").select_option("email.send")
     await expect(dashboard.jobs).to_have_count(2)
     await expect(page).to_have_url(re.compile(r"kind=email.send"))
+    await dashboard.screenshot("history.png", full_page=False)
 
     await filters.get_by_label("Kind").select_option("")
     await filters.get_by_placeholder("Search id, request id, params…").fill("APRIL")
@@ -97,7 +98,6 @@ async def test_each_filter_and_the_search_narrow_the_list_and_live_in_the_url(da
     tomorrow = (NOW + timedelta(days=1)).date().isoformat()
     await page.goto(f"/?after={tomorrow}")
     await expect(page.locator("#jobs-empty")).to_have_text("No jobs match this view.")
-    await dashboard.screenshot("history.png")
 
 
 async def test_a_bulk_retry_says_how_many_then_retries_them(dashboard: Dashboard, user: User) -> None:
@@ -111,6 +111,7 @@ async def test_a_bulk_retry_says_how_many_then_retries_them(dashboard: Dashboard
     await expect(dialog.locator(".bulk-question")).to_have_text(
         "Retry 3 failed or cancelled jobs of the 3 this view shows?"
     )
+    await dashboard.screenshot("history-bulk.png", full_page=False)
     await dialog.get_by_role("button", name="Retry 3 jobs").click()
     await expect(page.locator(".bulk-status")).to_have_text("3 jobs queued again.")
     for job in await dashboard.jobs.all():

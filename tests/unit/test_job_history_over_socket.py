@@ -158,6 +158,8 @@ async def test_another_users_job_is_not_found_for_get_follow_and_cancel(user: Us
             assert (reply["code"], reply["request_id"]) == ("not_found", "x")
         missing = await socket.request({"type": "job.get", "job_id": str(uuid.uuid4()), "request_id": "x"})
         assert missing["message"] == reply["message"]
+        malformed = await socket.request({"type": "job.get", "job_id": "not-an-id", "request_id": "x"})
+        assert (malformed["code"], malformed["message"]) == ("not_found", reply["message"])  # as the contract says
 
 
 async def test_following_a_running_job_s_log_sends_new_lines_until_it_finishes(user: User) -> None:
@@ -238,3 +240,47 @@ async def test_bulk_cancel_stops_the_unfinished_of_the_filter(user: User, sent_t
     assert sorted(sent_tasks.revoked) == ["req-1", "req-2"]
     counts = await database_sync_to_async(lambda: sorted(Job.objects.values_list("kind", "status")))()
     assert counts == [("demo.countdown", "queued"), ("email.send", "cancelled"), ("email.send", "cancelled")]
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"type": "job.get"}, "job_id"),
+        ({"type": "job.get", "job_id": ""}, "job_id"),
+        ({"type": "job.logs.follow", "job_id": 7}, "job_id"),
+        ({"type": "job.logs.unfollow"}, "job_id"),
+        ({"type": "job.bulk", "action": "delete", "filter": {}}, "action"),
+        ({"type": "job.bulk", "action": "retry"}, "filter"),
+        ({"type": "job.bulk", "action": "retry", "filter": {}, "dry_run": "yes"}, "dry_run"),
+        ({"type": "job.bulk", "action": "retry", "filter": {}, "scope": "all"}, "scope"),
+    ],
+)
+async def test_a_bad_details_logs_or_bulk_request_names_its_field(
+    user: User, message: dict[str, Any], field: str
+) -> None:
+    await database_sync_to_async(made)(user, 1, status="failed")
+    async with connected(user) as (socket, _):
+        reply = await socket.request({**message, "request_id": "m"})
+        assert (reply["type"], reply["code"], reply["request_id"]) == ("error", "bad_message", "m")
+        assert field in reply["details"]
+        assert (await socket.request({"type": "ping"}))["type"] == "pong"  # still usable
+    assert await database_sync_to_async(Job.objects.filter(status=JobStatus.FAILED).count)() == 1  # nothing changed
+
+
+async def test_a_connection_follows_at_most_twenty_jobs_at_once(user: User, settings: Any) -> None:
+    settings.RATE_LIMIT_MESSAGES_PER_SECOND = 1_000  # this test sends more than a person would in a second
+
+    def start(n: int) -> str:
+        job = made(user, n, status="running")
+        return str(job.pk)
+
+    job_ids = [await database_sync_to_async(start)(n) for n in range(21)]
+    async with connected(user) as (socket, _):
+        for job_id in job_ids[:20]:
+            assert (await socket.request({"type": "job.logs.follow", "job_id": job_id}))["type"] == "job.logs"
+        refused = await socket.request({"type": "job.logs.follow", "job_id": job_ids[20], "request_id": "21"})
+        assert (refused["code"], refused["request_id"]) == ("conflict", "21")
+        again = await socket.request({"type": "job.logs.follow", "job_id": job_ids[0]})  # one already followed
+        assert again["type"] == "job.logs"
+        await socket.send({"type": "job.logs.unfollow", "job_id": job_ids[0]})
+        assert (await socket.request({"type": "job.logs.follow", "job_id": job_ids[20]}))["type"] == "job.logs"
