@@ -1,8 +1,9 @@
 """The documented commands start with no DJANGO_SETTINGS_MODULE at all, as manage.py does.
 
-`celery -A celery_app worker`, `celery -A celery_app beat` and `daphne
-core.asgi:application`, run as the console scripts people type, each fall back
-to core.settings.local. Celery installs its Django fix-up only when the variable
+`celery -A celery_app worker`, `celery -A celery_app beat`, `daphne
+core.asgi:application`, `celery -A celery_app inspect` and `celery -A celery_app
+flower`, run as the console scripts people type, each fall back to
+core.settings.local. Celery installs its Django fix-up only when the variable
 is set as the app is made, so a worker started without it crashed on its first
 task (AppRegistryNotReady). Here a job goes through Daphne and the worker, and a
 job only the reconciler can start (its task was never sent) proves that beat
@@ -35,6 +36,7 @@ from core import stack
 from tasks.models import Job, JobStatus
 from tests.integration.conftest import database_url, worker_answers
 from tests.integration.faults.helpers import wait_for_job
+from tests.integration.test_flower_shows_job_tasks import http_get
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -45,6 +47,8 @@ SCRIPTS = Path(sys.executable).parent  # the virtualenv's console scripts: celer
 class Plain:
     ws_url: str
     processes: list[subprocess.Popen[bytes]]
+    env: dict[str, str]  # without DJANGO_SETTINGS_MODULE
+    logs: Path
 
 
 @pytest.fixture
@@ -77,7 +81,7 @@ def plain_stack(tmp_path: Path, django_db_blocker: Any) -> Iterator[Plain]:
         worker, _, daphne = processes[1:]
         stack.wait_until(lambda: worker_answers(redis_url, "plain"), "the worker", timeout=60, process=worker)
         stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=daphne)
-        yield Plain(f"ws://127.0.0.1:{port}/ws/jobs/", processes)
+        yield Plain(f"ws://127.0.0.1:{port}/ws/jobs/", processes, env, tmp_path)
     finally:
         stack.stop(list(reversed(processes)))
         for name in commands:
@@ -109,3 +113,30 @@ async def test_beat_schedules_the_reconciler_that_the_worker_runs(plain_stack: P
     await database_sync_to_async(Job.objects.filter(pk=job.pk).update)(updated_at=past)
     done = await wait_for_job(str(job.pk), lambda found: found.is_finished, timeout=60)
     assert done.status == JobStatus.SUCCEEDED
+
+
+def test_inspect_and_flower_find_the_worker(plain_stack: Plain) -> None:
+    celery = str(SCRIPTS / "celery")
+    pinged = subprocess.run(
+        [celery, "-A", "celery_app", "inspect", "ping", "--timeout", "10"],
+        env=plain_stack.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert pinged.returncode == 0, pinged.stdout + pinged.stderr
+    assert "plain@" in pinged.stdout and "pong" in pinged.stdout
+    port, auth = stack.free_port(), "ops:plain-flower-password"
+    command = [celery, "-A", "celery_app", "flower", "--address=127.0.0.1", f"--port={port}"]
+    with open(plain_stack.logs / "flower.log", "wb") as log:
+        flower = subprocess.Popen(
+            command, env={**plain_stack.env, "FLOWER_BASIC_AUTH": auth}, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Flower", timeout=60, process=flower)
+
+        def lists_the_worker() -> bool:
+            status, body = http_get(f"http://127.0.0.1:{port}/api/workers?refresh=1", auth)
+            return status == 200 and any(name.startswith("plain@") for name in json.loads(body))
+
+        stack.wait_until(lists_the_worker, "Flower listing the worker", timeout=30, process=flower)
+    finally:
+        stack.stop([flower])
+        print(f"--- flower.log ---\n{(plain_stack.logs / 'flower.log').read_text(errors='replace')[-3000:]}")
