@@ -5,7 +5,8 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.html import format_html
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -45,9 +46,8 @@ def job_page(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 def ops_page(request: HttpRequest) -> HttpResponse:
     """The operations view, for staff: live numbers (ops.subscribe) and everyone's jobs (static/js/ops.js)."""
     if not request.user.is_staff:
-        return HttpResponseForbidden(
-            format_html("<!doctype html><title>Forbidden</title><h1>403</h1><p>The operations view is for staff.</p>")
-        )
+        # Django's handler403 renders templates/403.html, a page with the site's icon and header.
+        raise PermissionDenied("The operations view is for staff.")
     context = {
         "kinds": _kinds(),
         "flower_url": _flower_url(request),
