@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -27,6 +28,9 @@ from django.db import close_old_connections
 from accounts.credentials import Credential
 from gateway import frames, ops, protocol, recheck, throttle
 from gateway.protocol import (
+    BatchFollow,
+    BatchSubmit,
+    BatchUnfollow,
     Cancel,
     ClientMessage,
     JobBulk,
@@ -49,16 +53,26 @@ from gateway.protocol import (
 from notifications import inbox, notices
 from patches.channels import DispatchWithoutDatabaseHop
 from tasks import history, kinds, logs, services
-from tasks.errors import BadMessage, JobConflict, RateLimited, ServiceError
-from tasks.models import Job
+from tasks.errors import BadMessage, InvalidParams, JobConflict, RateLimited, ServiceError
+from tasks.models import BATCH_KIND, Job
 from telemetry import metrics
 from transport import watch
-from transport.groups import EVERYONE, auth_group, job_log_group, user_group
+from transport.groups import EVERYONE, auth_group, batch_group, job_log_group, user_group
 from transport.publisher import publisher
 
 logger = logging.getLogger(__name__)
 
-MAX_FOLLOWED = 20  # jobs whose logs one connection follows at once
+MAX_FOLLOWED = 20  # jobs whose logs one connection follows at once, and batches it follows
+
+
+@dataclass
+class PendingBatch:
+    """The parts of a batch.submit received so far (it continues in later frames; docs/protocol.md)."""
+
+    request_id: str
+    title: str
+    mode: str
+    jobs: list[tuple[str, dict[str, Any]]]
 
 
 class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
@@ -68,6 +82,8 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     user: User
     strikes: deque[float] | None = None  # times of recent rate_limited answers; made on the first (memory per socket)
     following: set[str] | None = None  # jobs whose log lines this socket follows (job.logs.follow)
+    batches: set[str] | None = None  # batches whose children's events this socket gets (batch.follow)
+    pending_batch: PendingBatch | None = None  # a batch.submit whose parts are still coming
     counted = False
     released = False
 
@@ -141,6 +157,9 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         for job_id in list(self.following or ()):
             await self._unfollow(job_id)
+        for batch_id in list(self.batches or ()):
+            await self.channel_layer.group_discard(batch_group(batch_id), self.channel_name)
+        self.pending_batch = None
         if self.counted:
             await throttle.close_connection(self.user.pk, self.channel_name)
             await throttle.forget_connection_messages(self.channel_name)
@@ -209,11 +228,63 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         job = await database_sync_to_async(_submit)(self.user, message)
         await self.send(text_data=frames.accepted(message.request_id, job))
 
+    async def on_batch_submit(self, message: BatchSubmit) -> None:
+        """A batch, in one frame or in parts (offset/continues): created in one transaction when complete."""
+        if message.offset == 0:
+            retry_after = await throttle.submit_allowed(self.user.pk)
+            if retry_after is not None:
+                raise RateLimited("Too many job submissions; wait before submitting again.", retry_after)
+        jobs = self._batch_parts(message)
+        if message.continues:
+            await self.send(text_data=frames.batch_part(message.request_id, len(jobs)))
+            return
+        job = await sync_to_async(_submit_batch, thread_sensitive=False)(self.user, message, jobs)
+        await self.send(text_data=frames.accepted(message.request_id, job))
+
+    def _batch_parts(self, message: BatchSubmit) -> list[tuple[str, dict[str, Any]]]:
+        """Every job of the batch so far, this frame's included; a part that does not follow on is refused."""
+        part = [(child.kind, child.params) for child in message.jobs]
+        pending, self.pending_batch = self.pending_batch, None
+        if message.offset == 0:
+            jobs = part
+        elif pending is None or pending.request_id != message.request_id or len(pending.jobs) != message.offset:
+            received = len(pending.jobs) if pending is not None and pending.request_id == message.request_id else 0
+            text = f"This part does not follow on: {received} jobs of this batch were received; send offset {received}."
+            raise BadMessage(text, {"offset": f"Expected {received}."})
+        else:
+            jobs = pending.jobs + part
+        if len(jobs) > protocol.MAX_BATCH:
+            raise InvalidParams("A batch holds at most 10,000 jobs.", {"jobs": "Give 1 to 10,000 jobs."})
+        if message.continues:
+            self.pending_batch = PendingBatch(message.request_id, message.title, message.mode, jobs)
+        return jobs
+
+    async def on_batch_follow(self, message: BatchFollow) -> None:
+        """Join the batch's group: its children's own events come to this socket until batch.unfollow."""
+        owner_id = self._owner_in("all" if self.user.is_staff else "own")
+        job = await database_sync_to_async(history.find)(owner_id, message.job_id)
+        if job.kind != BATCH_KIND:
+            raise JobConflict("The job is not a batch.")
+        batch_id = str(job.pk)
+        followed = self.batches if self.batches is not None else set()
+        if batch_id not in followed and len(followed) >= MAX_FOLLOWED:
+            raise JobConflict(f"A connection follows at most {MAX_FOLLOWED} batches at once.")
+        self.batches = followed | {batch_id}
+        await self.channel_layer.group_add(batch_group(batch_id), self.channel_name)
+        await self.send(text_data=frames.batch_follow(message.request_id, batch_id, following=True))
+
+    async def on_batch_unfollow(self, message: BatchUnfollow) -> None:
+        if self.batches and message.job_id in self.batches:
+            self.batches.discard(message.job_id)
+            await self.channel_layer.group_discard(batch_group(message.job_id), self.channel_name)
+        await self.send(text_data=frames.batch_follow(message.request_id, message.job_id, following=False))
+
     async def on_job_cancel(self, message: Cancel) -> None:
-        await database_sync_to_async(services.cancel)(self.user, message.job_id)
+        # A batch cancels its children one by one: off Channels' one database thread.
+        await sync_to_async(_closing(services.cancel), thread_sensitive=False)(self.user, message.job_id)
 
     async def on_job_retry(self, message: Retry) -> None:
-        await database_sync_to_async(services.retry)(self.user, message.job_id)
+        await sync_to_async(_closing(services.retry), thread_sensitive=False)(self.user, message.job_id)
 
     async def on_ping(self, message: Ping) -> None:
         await self.send(text_data=frames.PONG)
@@ -403,7 +474,15 @@ def _history_filter(wanted: JobFilter) -> history.Filter:
         created_after=wanted.created_after,
         created_before=wanted.created_before,
         owner=owners,
+        parent_id=_batch_id(wanted.parent_id) if wanted.parent_id is not None else None,
     )
+
+
+def _batch_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise BadMessage("parent_id is not a job id.", {"filter.parent_id": "Not a job id."}) from None
 
 
 def _job_list(owner_id: int | None, message: JobList) -> str:
@@ -427,6 +506,26 @@ def _job_logs(job: Job, request_id: str | None) -> tuple[str, bool]:
 def _job_bulk(owner_id: int | None, message: JobBulk) -> tuple[int, int]:
     try:
         return services.bulk(owner_id, message.action, _history_filter(message.filter), message.dry_run)
+    finally:
+        close_old_connections()
+
+
+def _closing(work: Callable[..., Any]) -> Callable[..., Any]:
+    """Run `work` in a thread of its own, closing that thread's database connection after (as Channels does)."""
+
+    def run(*args: Any) -> Any:
+        try:
+            return work(*args)
+        finally:
+            close_old_connections()
+
+    return run
+
+
+def _submit_batch(user: User, message: BatchSubmit, jobs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    try:
+        batch, _ = services.submit_batch(user, message.request_id, message.title, message.mode, jobs)
+        return frames.job_payload(batch)
     finally:
         close_old_connections()
 

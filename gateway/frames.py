@@ -19,7 +19,7 @@ from tasks import kinds
 from tasks.estimates import eta_seconds
 from tasks.kinds import Kind
 from tasks.logs import payload as log_line
-from tasks.models import Job, JobEvent, JobLogLine
+from tasks.models import BATCH_KIND, Job, JobEvent, JobLogLine
 
 PROTOCOL_VERSION = 1
 PONG = '{"type":"pong"}'
@@ -57,6 +57,8 @@ def job_payload(job: Job) -> dict[str, Any]:
         "task_id": job.celery_task_id or None,
         "artifacts": job.artifacts,
         "eta_seconds": eta_seconds(job.progress, job.started_at, timezone.now()) if job.status == "running" else None,
+        "parent_id": str(job.parent_id) if job.parent_id else None,
+        "batch": job.batch_counts.counts() if job.kind == BATCH_KIND else None,
     }
 
 
@@ -126,9 +128,22 @@ def job_event(event: str, job: Job) -> str:
     return dumps({"type": event, "job": job_payload(job)})
 
 
-def progress_event(job_id: str, seq: int, progress: dict[str, Any], eta: float | None = None) -> str:
+def progress_event(
+    job_id: str,
+    seq: int,
+    progress: dict[str, Any],
+    eta: float | None = None,
+    parent_id: str | None = None,
+    batch: dict[str, int] | None = None,
+) -> str:
     # eta_seconds: an extension of the small form, the same estimate the Job object carries (1.1).
-    return dumps({"type": "job.progress", "job_id": job_id, "seq": seq, "progress": progress, "eta_seconds": eta})
+    # A batch's progress carries its counts (1.1); a child's names its batch, for followers to file it under.
+    body = {"type": "job.progress", "job_id": job_id, "seq": seq, "progress": progress, "eta_seconds": eta}
+    if batch is not None:
+        body["batch"] = batch
+    if parent_id is not None:
+        body["parent_id"] = parent_id
+    return dumps(body)
 
 
 def job_list(request_id: str | None, jobs: list[Job], next_cursor: str | None, with_owner: bool = False) -> str:
@@ -160,6 +175,16 @@ def job_logs(request_id: str | None, job_id: str, lines: list[JobLogLine], dropp
 
 def job_log(job_id: str, lines: list[dict[str, Any]]) -> str:
     return dumps({"type": "job.log", "job_id": job_id, "lines": lines})
+
+
+def batch_part(request_id: str, received: int) -> str:
+    """A part of a batch.submit was received (extension); send the next from `received`."""
+    return dumps({"type": "batch.part", "request_id": request_id, "received": received})
+
+
+def batch_follow(request_id: str | None, batch_id: str, following: bool) -> str:
+    """The answer to batch.follow and batch.unfollow (extension)."""
+    return dumps({"type": "batch.follow", "request_id": request_id, "job_id": batch_id, "following": following})
 
 
 def job_bulk(request_id: str | None, matched: int, changed: int, dry_run: bool) -> str:

@@ -181,6 +181,42 @@ class JobBulk(ClientMessage):
     dry_run: bool = False
 
 
+class BatchChild(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    kind: KindName
+    params: dict[str, Any]
+
+
+MAX_BATCH = 10_000
+
+
+@message_type
+class BatchSubmit(ClientMessage):
+    """Protocol 1.1 batch.submit. `offset` and `continues` are an extension (docs/protocol.md): a batch
+    too large for one 64 KiB frame is sent in parts, each continuing from the jobs received so far."""
+
+    type: Literal["batch.submit"]
+    request_id: RequestId
+    title: Annotated[str, StringConstraints(max_length=200)] = ""
+    mode: Literal["parallel", "sequence"]
+    jobs: list[BatchChild]
+    offset: Annotated[int, Field(ge=0, le=MAX_BATCH)] = 0
+    continues: bool = False
+
+
+@message_type
+class BatchFollow(ClientMessage):
+    type: Literal["batch.follow"]
+    job_id: JobId
+
+
+@message_type
+class BatchUnfollow(ClientMessage):
+    type: Literal["batch.unfollow"]
+    job_id: JobId
+
+
 # Extensions (docs/protocol.md): the operations view, for staff.
 
 

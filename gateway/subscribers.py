@@ -27,7 +27,7 @@ from notifications import events as notification_events
 from notifications.models import Notice, Notification
 from tasks import events as task_events
 from tasks.models import Job
-from transport.groups import job_log_group, notice_group, user_group
+from transport.groups import batch_group, job_log_group, notice_group, user_group
 from transport.publisher import publisher
 
 
@@ -42,16 +42,27 @@ def connect() -> None:
 
 
 def job_changed(sender: Any, event: str, job: Job, **fields: Any) -> None:
-    publisher.send(user_group(job.owner_id), frames.job_event(event, job))
+    # A child of a batch is news only to the sockets that follow its batch; its batch's counts reach the owner.
+    audience = user_group(job.owner_id) if job.parent_id is None else batch_group(str(job.parent_id))
+    publisher.send(audience, frames.job_event(event, job))
     if job.is_finished:
         # After its last log lines (they commit before the final state): followers stop following.
         publisher.send_message(job_log_group(str(job.pk)), {"type": "job.logs.end", "job_id": str(job.pk)})
 
 
 def job_progressed(
-    sender: Any, owner_id: int, job_id: str, seq: int, progress: dict[str, Any], eta_seconds: float | None, **f: Any
+    sender: Any,
+    owner_id: int,
+    job_id: str,
+    seq: int,
+    progress: dict[str, Any],
+    eta_seconds: float | None,
+    parent_id: str | None = None,
+    batch: dict[str, int] | None = None,
+    **fields: Any,
 ) -> None:
-    publisher.send(user_group(owner_id), frames.progress_event(job_id, seq, progress, eta_seconds))
+    audience = user_group(owner_id) if parent_id is None else batch_group(parent_id)
+    publisher.send(audience, frames.progress_event(job_id, seq, progress, eta_seconds, parent_id, batch))
 
 
 def job_logged(sender: Any, job_id: str, lines: list[dict[str, Any]], **fields: Any) -> None:

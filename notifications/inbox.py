@@ -19,7 +19,7 @@ from django.utils import timezone
 from notifications import events
 from notifications.models import NOTICE_MAX_CHARS, Level, Notice, Notification, NotificationKind
 from tasks.errors import ServiceError
-from tasks.models import Job, JobStatus
+from tasks.models import BATCH_KIND, Job, JobStatus
 
 FANOUT_BATCH = 1000
 
@@ -109,7 +109,9 @@ def of_notice(user_id: int, notice_id: int) -> Notification | None:
 
 
 def _job_text(job: Job, failed: bool) -> str:
+    title = job.params.get("title") if job.kind == BATCH_KIND else None
+    name = f"Batch {title!r}" if title else f"{job.kind} job"
     if not failed:
-        return f"{job.kind} job succeeded."
+        return f"{name} succeeded."
     message = (job.error or {}).get("message") or "no reason given"
-    return f"{job.kind} job failed: {message}"[:NOTICE_MAX_CHARS]
+    return f"{name} failed: {message}"[:NOTICE_MAX_CHARS]

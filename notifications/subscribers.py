@@ -15,4 +15,6 @@ def connect() -> None:
 
 def _job_finished(sender: Any, job: Job, **fields: Any) -> None:
     # Sent inside the terminal transition's transaction: the notification commits with the job's final state.
-    inbox.job_finished(job)
+    # A child of a batch tells nobody: its batch does, once, when the last child finished.
+    if job.parent_id is None:
+        inbox.job_finished(job)

@@ -10,7 +10,8 @@ class TasksConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's idiom: what reads models is imported once they are ready.
-        from tasks import kinds, tasks
+        from tasks import batches, kinds, tasks
 
         kinds.autodiscover()
         tasks.register_kind_tasks()
+        batches.connect()

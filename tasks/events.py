@@ -27,3 +27,8 @@ job_finished = Signal()
 def send_on_commit(signal: Signal, **fields: Any) -> None:
     """Send `signal` once the current transaction commits (at once outside one), with these fields."""
     transaction.on_commit(lambda: signal.send(sender=None, **fields), robust=True)
+
+
+# `child_moved(job, old)`: a child of a batch changed state, sent inside its transition's transaction
+# (tasks.batches moves the batch's counters in it, so they commit, or roll back, with the child).
+child_moved = Signal()

@@ -51,6 +51,8 @@ class Filter:
     created_before: datetime | None = None
     # Staff looking at everyone's jobs (the operations view) may narrow them to these owners.
     owner: Collection[int] = field(default=())
+    # A batch's children; without it, only jobs that are not children are listed.
+    parent_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def _texts(value: Any) -> Iterable[str]:
 def scoped(owner_id: int | None, wanted: Filter) -> QuerySet[Job]:
     """The jobs of `owner_id` (None: everyone's, for staff) that pass the filter, unordered."""
     jobs = Job.objects.all() if owner_id is None else Job.objects.filter(owner_id=owner_id)
+    jobs = jobs.filter(parent_id=wanted.parent_id)  # None: top-level jobs only
     if wanted.owner:
         jobs = jobs.filter(owner_id__in=list(wanted.owner))
     if wanted.status:
@@ -112,7 +115,7 @@ def page(owner_id: int | None, wanted: Filter, limit: int = PAGE_DEFAULT, cursor
 
 def page_query(owner_id: int | None, wanted: Filter, limit: int, cursor: str | None = None) -> QuerySet[Job]:
     """The query of a page: `limit` + 1 jobs, to tell whether more follow."""
-    jobs = scoped(owner_id, wanted).order_by("-created_at", "-id")
+    jobs = scoped(owner_id, wanted).select_related("batch_counts").order_by("-created_at", "-id")
     if cursor is not None:
         jobs = jobs.filter(_older_than(*read_cursor(cursor)))
     return jobs[: limit + 1]
@@ -156,7 +159,7 @@ def find(owner_id: int | None, job_id: str) -> Job:
         jobs = Job.objects.filter(pk=uuid.UUID(job_id))
     except ValueError:
         raise JobNotFound() from None
-    job = (jobs if owner_id is None else jobs.filter(owner_id=owner_id)).first()
+    job = (jobs if owner_id is None else jobs.filter(owner_id=owner_id)).select_related("batch_counts").first()
     if job is None:
         raise JobNotFound()
     return job

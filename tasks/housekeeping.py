@@ -53,7 +53,8 @@ def purge_finished_jobs(now: datetime, retention_days: int | None = None) -> Pur
     """Delete what is older than the retention; the counts of what went."""
     days = settings.JOBS_RETENTION_DAYS if retention_days is None else retention_days
     cutoff = now - timedelta(days=days)
-    jobs = _delete_in_batches(Job.objects.filter(status__in=FINISHED, finished_at__lt=cutoff))
+    # A batch goes with its children (they cascade), never a child alone.
+    jobs = _delete_in_batches(Job.objects.filter(status__in=FINISHED, finished_at__lt=cutoff, parent=None))
     kept = _uploads_named_by_unfinished_jobs()
     uploads = _delete_in_batches(Upload.objects.filter(created_at__lt=cutoff).exclude(pk__in=kept))
     media = Path(settings.MEDIA_ROOT)

@@ -36,6 +36,11 @@ class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=64)
+    # A child of a batch (protocol 1.1 Batches): its batch, deleted with it, and its 0-based place in it.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children", db_index=False
+    )
+    position = models.PositiveIntegerField(null=True, blank=True, help_text="The child's place in its batch.")
     params = models.JSONField(default=dict)
     request_id = models.CharField(max_length=64, help_text="Client's idempotency key, unique per owner.")
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
@@ -57,7 +62,8 @@ class Job(models.Model):
     # (tasks.history). Indexed with trigrams on PostgreSQL.
     search_text = models.TextField(blank=True, default="")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life while running.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # A default rather than auto_now_add: a batch gives its children times of its own (tasks.batches).
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -69,12 +75,14 @@ class Job(models.Model):
         ]
         # History pages go newest first by (created_at, id) from a cursor (tasks.history): one index per
         # filter a page is asked with, so a page is an index range scan however many jobs there are.
+        # Every one leads with `parent` (NULL for top-level jobs, which lists show; a batch's id for its
+        # children, listed with parent_id), so a batch of 10,000 children costs a top-level page nothing.
         indexes = [
-            models.Index(fields=["owner", "-created_at", "-id"], name="job_owner_created"),
-            models.Index(fields=["owner", "status", "-created_at", "-id"], name="job_owner_status_created"),
-            models.Index(fields=["owner", "kind", "-created_at", "-id"], name="job_owner_kind_created"),
-            models.Index(fields=["-created_at", "-id"], name="job_created"),
-            models.Index(fields=["status", "-created_at", "-id"], name="job_status_created"),
+            models.Index(fields=["owner", "parent", "-created_at", "-id"], name="job_owner_created"),
+            models.Index(fields=["owner", "parent", "status", "-created_at", "-id"], name="job_owner_status_created"),
+            models.Index(fields=["owner", "parent", "kind", "-created_at", "-id"], name="job_owner_kind_created"),
+            models.Index(fields=["parent", "-created_at", "-id"], name="job_created"),
+            models.Index(fields=["parent", "status", "-created_at", "-id"], name="job_status_created"),
             models.Index(fields=["finished_at"], name="job_finished_at"),
         ]
 
@@ -84,6 +92,46 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+
+class BatchMode(models.TextChoices):
+    PARALLEL = "parallel"
+    SEQUENCE = "sequence"
+
+
+BATCH_KIND = "batch"
+COUNTED = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class Batch(models.Model):
+    """The aggregate of a batch job (kind "batch"): how many of its children are in each state.
+
+    The counters move in each child's transition transaction, by one, with an
+    UPDATE of this row (tasks.batches): O(1) per child, never a recount. The
+    reconciler compares them with a recount and repairs them if they disagree.
+    """
+
+    job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="batch_counts")
+    mode = models.CharField(max_length=16, choices=BatchMode.choices)
+    total = models.PositiveIntegerField()
+    queued = models.IntegerField(default=0)
+    running = models.IntegerField(default=0)
+    succeeded = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    # Set by job.cancel of the batch: once its last child has finished, the batch is cancelled, not failed.
+    cancel_requested = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"batch {self.job_id}: {self.counts()}"
+
+    def counts(self) -> dict[str, int]:
+        """The protocol's `batch` field."""
+        return {"total": self.total, **{status: getattr(self, status) for status in COUNTED}}
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed + self.cancelled
 
 
 class DeliveryStatus(models.TextChoices):

@@ -7,7 +7,12 @@ Run by Celery beat every JOBS_RECONCILE_SECONDS (task jobs.reconcile):
    JOBS_MAX_DELIVERIES; users see job.queued and then job.started again.
 2. A job queued for longer than JOBS_REQUEUE_AFTER_SECONDS whose task is in
    no queue of the broker and not delivered either (Redis restarted empty,
-   or the broker was down when it was submitted) is sent again.
+   or the broker was down when it was submitted) is sent again. (A step of a
+   sequence that waits for its turn has no task yet, and is left alone.)
+3. Each unfinished batch's counters are compared with a recount of its
+   children and repaired (and logged) if they disagree; a sequence whose next
+   step was never handed out, or whose steps after a failed one were never
+   cancelled, is moved on (tasks.batches).
 
 Both go through tasks.services, so every change bumps seq and is published.
 """
@@ -21,7 +26,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from tasks import broker, liveness, services
+from tasks import batches, broker, liveness, services
 from tasks.models import Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -31,10 +36,12 @@ logger = logging.getLogger(__name__)
 class Reconciled:
     requeued_lost: int
     resent: int
+    batches_repaired: int = 0
 
 
 def reconcile() -> Reconciled:
-    return Reconciled(requeued_lost=_requeue_lost_jobs(), resent=_resend_missing_tasks())
+    lost, resent = _requeue_lost_jobs(), _resend_missing_tasks()
+    return Reconciled(requeued_lost=lost, resent=resent, batches_repaired=batches.repair())
 
 
 def _requeue_lost_jobs() -> int:
@@ -46,7 +53,8 @@ def _requeue_lost_jobs() -> int:
 
 def _resend_missing_tasks() -> int:
     cutoff = timezone.now() - timedelta(seconds=settings.JOBS_REQUEUE_AFTER_SECONDS)
-    waiting = list(Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=cutoff).only("id", "celery_task_id"))
+    queued = Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=cutoff).exclude(celery_task_id="")
+    waiting = list(queued.only("id", "celery_task_id"))
     if not waiting:
         return 0
     in_broker = broker.task_ids()

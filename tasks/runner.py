@@ -8,7 +8,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from tasks import kinds, liveness, services
+from tasks import batches, kinds, liveness, services
 from tasks.artifacts import ArtifactWriter
 from tasks.errors import InvalidParams, JobCancelled, JobFailure
 from tasks.kinds.base import Context, Kind
@@ -26,11 +26,13 @@ def run_job(job_id: str, task_id: str) -> None:
         return
     kind = kinds.get(job.kind)
     try:
-        params = kinds.parse(kind, job.params, job.owner_id)
+        # A step of a sequence gets the earlier steps' results it names ({{ steps.N.result.PATH }}) now.
+        params = kinds.parse(kind, batches.substitute(job), job.owner_id)
     except InvalidParams as exc:
-        # What the params refer to changed since they were accepted (an upload was deleted, say).
+        # What the params refer to changed since they were accepted (an upload was deleted, say),
+        # or a step names a result that its earlier step did not give.
         problems = "; ".join(f"{field}: {text}" for field, text in (exc.details or {}).items())
-        services.fail(job_id, "invalid_params", f"The job's parameters are no longer valid ({problems}).")
+        services.fail(job_id, "invalid_params", f"The job's parameters are not valid ({problems}).")
         return
     interval = settings.JOBS_PROGRESS_INTERVAL
     reporter, logs = ProgressReporter(job_id, interval), LogBuffer(job_id, interval)

@@ -1,33 +1,25 @@
-"""The Job state machine: the only code that changes a job's state.
+"""The API of jobs: submit, cancel, retry, bulk actions, and what a worker's task reports.
 
-Every transition runs in one transaction that locks the row, bumps `seq` and
-sends one domain event after the commit (tasks.events; the gateway publishes it
-to the owner's sockets). Transitions that find the job in a state that does not
-allow them return None, so a redelivered or late task can never move a job
-backwards.
-
-    queued --start--> running --succeed/fail--> succeeded | failed
-       |                 |
-       +----cancel-------+------> cancelled          failed|cancelled --retry--> queued
+Every change of state goes through tasks.transitions (one transaction, one
+event); batches, their counters and sequences are tasks.batches.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tasks import artifacts, events, history, kinds, liveness
+from tasks import artifacts, batches, events, history, kinds, liveness, transitions
 from tasks.errors import JobConflict, JobNotFound, RateLimited
 from tasks.estimates import eta_seconds
-from tasks.models import FINISHED, UNFINISHED, Job, JobEvent, JobStatus, empty_progress
+from tasks.models import BATCH_KIND, FINISHED, UNFINISHED, Job, JobEvent, JobStatus
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -50,7 +42,7 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
                 request_id=request_id,
                 kind=kind,
                 params=clean,
-                celery_task_id=_new_task_id(),
+                celery_task_id=transitions.new_task_id(),
                 search_text=searched,
             )
             JobEvent.objects.create(job=job, seq=job.seq, event="job.accepted", at=job.created_at)
@@ -62,31 +54,66 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
     return job, True
 
 
+def submit_batch(
+    owner: User, request_id: str, title: str, mode: str, jobs: list[tuple[str, dict[str, Any]]]
+) -> tuple[Job, bool]:
+    """Record a batch and its children in one transaction, then queue them (tasks.batches).
+
+    Every child is checked first: one bad child refuses the whole batch, naming it, and nothing is made.
+    The same request_id again returns the same batch, created=False.
+    """
+    existing = Job.objects.filter(owner=owner, request_id=request_id).first()
+    if existing is not None:
+        return existing, False
+    clean = batches.validate_children(mode, jobs, owner.pk)
+    children = [(kind, params) for (kind, _), params in zip(jobs, clean, strict=True)]
+    try:
+        with transaction.atomic():
+            _check_active_cap(owner)
+            batch = batches.create(owner.pk, request_id, title, mode, children)
+            transaction.on_commit(lambda: batches.start(batch.pk), robust=True)
+    except IntegrityError:
+        return Job.objects.get(owner=owner, request_id=request_id), False
+    metrics.job_submitted(BATCH_KIND)
+    return batch, True
+
+
 def enqueue(job_id: uuid.UUID) -> None:
     """Announce a queued job and hand it to Celery. Safe to call again (the reconciler does)."""
-    job = _transition(job_id, "job.queued", allowed=(JobStatus.QUEUED,))
-    if job is not None:
-        _send_task(job)
+    transitions.enqueue(job_id)
 
 
 def cancel(owner: User, job_id: str) -> Job:
-    """Cancel a queued or running job. A running job stops at its next progress report."""
-    _get_owned(owner, job_id)
-    job = _cancel(job_id, note="by its owner")
+    """Cancel a queued or running job (a batch: its unfinished children). A running job stops at its next
+    progress report."""
+    found = _get_owned(owner, job_id)
+    job = _cancel_one(found.pk, found.kind, "by its owner")
     if job is None:
         raise JobConflict("The job has already finished.")
-    # Revoking spares a worker the claim attempt and shows the task as revoked in Flower.
-    _revoke_on_commit([job.celery_task_id])
     return job
 
 
 def retry(owner: User, job_id: str) -> Job:
-    """Queue a failed or cancelled job again as a new attempt."""
-    _get_owned(owner, job_id)
-    job = _retry(job_id, note="retried")
+    """Queue a failed or cancelled job again as a new attempt (a batch: its failed and cancelled children)."""
+    found = _get_owned(owner, job_id)
+    job = _retry_one(found.pk, found.kind, "retried")
     if job is None:
         raise JobConflict("Only a failed or cancelled job can be retried.")
     return job
+
+
+def _cancel_one(job_id: uuid.UUID, kind: str, note: str) -> Job | None:
+    if kind == BATCH_KIND:
+        return batches.cancel(job_id)
+    job = transitions.cancel(job_id, note=note)
+    if job is not None and job.celery_task_id:
+        # Revoking spares a worker the claim attempt and shows the task as revoked in Flower.
+        transitions.revoke_on_commit([job.celery_task_id])
+    return job
+
+
+def _retry_one(job_id: uuid.UUID, kind: str, note: str) -> Job | None:
+    return batches.retry(job_id) if kind == BATCH_KIND else transitions.retry(job_id, note=note)
 
 
 def bulk(owner_id: int | None, action: str, wanted: history.Filter, dry_run: bool = False) -> tuple[int, int]:
@@ -94,55 +121,22 @@ def bulk(owner_id: int | None, action: str, wanted: history.Filter, dry_run: boo
     how many it matched, and how many it changed (or would change, with dry_run).
 
     `owner_id` None is everyone's jobs (staff). Each job changes in its own
-    transition, so each sends its usual event; a cancel revokes all their tasks at once.
+    transition, so each sends its usual event; a batch acts on its children.
     """
     jobs = history.scoped(owner_id, wanted)
     eligible = jobs.filter(status__in=BULK_FROM[action])
     if dry_run:
         return jobs.count(), eligible.count()
-    matched, changed, task_ids = jobs.count(), 0, []
+    matched, changed = jobs.count(), 0
     note = "by a bulk cancel" if action == "cancel" else "retried in bulk"
-    for job_id in list(eligible.values_list("id", flat=True).iterator()):
-        job = _cancel(job_id, note) if action == "cancel" else _retry(job_id, note)
-        if job is not None:
+    act = _cancel_one if action == "cancel" else _retry_one
+    for job_id, kind in list(eligible.values_list("id", "kind").iterator()):
+        if act(job_id, kind, note) is not None:
             changed += 1
-            task_ids.append(job.celery_task_id)
-    if action == "cancel" and task_ids:
-        _revoke_on_commit(task_ids)
     return matched, changed
 
 
 BULK_FROM = {"cancel": UNFINISHED, "retry": (JobStatus.FAILED, JobStatus.CANCELLED)}
-
-
-def _cancel(job_id: uuid.UUID | str, note: str) -> Job | None:
-    def change(job: Job) -> None:
-        job.status = JobStatus.CANCELLED
-        job.finished_at = timezone.now()
-
-    return _transition(job_id, "job.cancelled", allowed=UNFINISHED, change=change, note=note)
-
-
-def _retry(job_id: uuid.UUID | str, note: str) -> Job | None:
-    def change(job: Job) -> None:
-        job.status = JobStatus.QUEUED
-        job.attempt += 1
-        job.celery_task_id = _new_task_id()
-        job.progress = empty_progress()
-        job.result = job.error = job.started_at = job.finished_at = job.heartbeat_at = None
-        job.deliveries = 0
-        job.worker = ""
-        artifacts.forget(job)  # the new attempt makes its own
-
-    job = _transition(job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change, note=note)
-    if job is not None:
-        retried = job
-        transaction.on_commit(lambda: _send_task(retried), robust=True)
-    return job
-
-
-def _revoke_on_commit(task_ids: list[str]) -> None:
-    transaction.on_commit(lambda: current_app.control.revoke(task_ids), robust=True)
 
 
 def start(job_id: str, task_id: str) -> Job | None:
@@ -175,7 +169,7 @@ def start(job_id: str, task_id: str) -> Job | None:
         job.worker = me
         job.heartbeat_at = now
 
-    return _transition(
+    return transitions.transition(
         job_id, "job.started", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change, guard=claimable
     )
 
@@ -195,11 +189,11 @@ def requeue_lost(job_id: str) -> Job | None:
 
     def change(job: Job) -> None:
         job.status = JobStatus.QUEUED
-        job.celery_task_id = _new_task_id()
+        job.celery_task_id = transitions.new_task_id()
         job.worker = ""
         job.heartbeat_at = None
 
-    job = _transition(
+    job = transitions.transition(
         job_id,
         "job.queued",
         allowed=(JobStatus.RUNNING,),
@@ -209,7 +203,7 @@ def requeue_lost(job_id: str) -> Job | None:
         note="its worker is gone",
     )
     if job is not None:
-        transaction.on_commit(lambda: _send_task(job), robust=True)
+        transaction.on_commit(lambda: transitions.send_task(job), robust=True)
     return job
 
 
@@ -227,7 +221,7 @@ def _fail_if_worker_lost(job_id: str, guard: Callable[[Job], bool]) -> bool:
         }
         job.finished_at = timezone.now()
 
-    job = _finish(
+    job = transitions.finish(
         job_id, "job.failed", allowed=(JobStatus.RUNNING,), change=change, guard=exhausted, level=logging.ERROR
     )
     return job is not None
@@ -237,7 +231,7 @@ def save_progress(job_id: str, progress: dict[str, Any]) -> bool:
     """Store and publish progress of a running job; False when the job is no longer running."""
     with transaction.atomic():
         fields = ("id", "owner_id", "status", "seq", "started_at")
-        job = Job.objects.select_for_update().only(*fields).filter(pk=job_id).first()
+        job = Job.objects.select_for_update().only(*fields, "parent_id").filter(pk=job_id).first()
         if job is None or job.status != JobStatus.RUNNING:
             return False
         job.seq += 1
@@ -251,6 +245,7 @@ def save_progress(job_id: str, progress: dict[str, Any]) -> bool:
             seq=job.seq,
             progress=progress,
             eta_seconds=eta,
+            parent_id=str(job.parent_id) if job.parent_id else None,
         )
     return True
 
@@ -262,7 +257,7 @@ def succeed(job_id: str, result: dict[str, Any] | None, progress: dict[str, Any]
         job.progress = progress or job.progress
         job.finished_at = timezone.now()
 
-    return _finish(job_id, "job.succeeded", allowed=(JobStatus.RUNNING,), change=change)
+    return transitions.finish(job_id, "job.succeeded", allowed=(JobStatus.RUNNING,), change=change)
 
 
 def fail(job_id: str, code: str, message: str, progress: dict[str, Any] | None = None) -> Job | None:
@@ -274,71 +269,15 @@ def fail(job_id: str, code: str, message: str, progress: dict[str, Any] | None =
         job.progress = progress or job.progress
         job.finished_at = timezone.now()
 
-    return _finish(job_id, "job.failed", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change)
+    return transitions.finish(job_id, "job.failed", allowed=(JobStatus.QUEUED, JobStatus.RUNNING), change=change)
 
 
 def snapshot(owner: User, finished_limit: int) -> list[Job]:
     """Every unfinished job of the owner, then the most recent finished ones; newest first in each part."""
-    jobs = Job.objects.filter(owner=owner).order_by("-created_at")
+    jobs = Job.objects.filter(owner=owner, parent=None).select_related("batch_counts").order_by("-created_at")
     unfinished = list(jobs.exclude(status__in=FINISHED))
     finished = list(jobs.filter(status__in=FINISHED)[:finished_limit])
     return unfinished + finished
-
-
-def _transition(
-    job_id: uuid.UUID | str,
-    event: str,
-    *,
-    allowed: Collection[str],
-    change: Callable[[Job], None] | None = None,
-    guard: Callable[[Job], bool] | None = None,
-    level: int = logging.INFO,
-    note: str = "",
-) -> Job | None:
-    """Apply `change` to a job in one of the `allowed` states, bump its seq, publish `event` and log one line.
-
-    `note` (why it happened) goes with the event into the job's timeline (a failure's is its error
-    code) and into the log line; `level` is the log line's.
-    """
-    with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status not in allowed or (guard is not None and not guard(job)):
-            return None
-        if change is not None:
-            change(job)
-        job.seq += 1
-        job.save()
-        failure = str(job.error.get("code", "")) if job.status == JobStatus.FAILED and job.error else ""
-        JobEvent.objects.create(job=job, seq=job.seq, event=event, at=job.updated_at, note=(note or failure)[:200])
-        events.send_on_commit(events.job_changed, event=event, job=job)
-        if job.is_finished:
-            # Counted when the outermost transaction commits, so a rolled-back final state never is.
-            transaction.on_commit(lambda: metrics.job_changed(job), robust=True)
-        _log_on_commit(event, job, level, note)
-    return job
-
-
-def _log_on_commit(event: str, job: Job, level: int, note: str) -> None:
-    """The one log line of a transition, written when it commits (a rolled-back change never happened).
-
-    Its fields are taken now, as the job is in this transition.
-    """
-    fields: dict[str, Any] = {
-        "event": event,
-        "job_id": str(job.pk),
-        "kind": job.kind,
-        "user_id": job.owner_id,
-        "status": str(job.status),
-        "seq": job.seq,
-        "attempt": job.attempt,
-        "deliveries": job.deliveries,
-    }
-    if job.status == JobStatus.FAILED and job.error:
-        fields["code"] = job.error.get("code")
-    shown = ("kind", "user_id", "seq", "attempt", "deliveries", "code")
-    details = " ".join(f"{key}={fields[key]}" for key in shown if key in fields) + (f" ({note})" if note else "")
-    args = (fields["job_id"], fields["status"], details)
-    transaction.on_commit(lambda: logger.log(level, "job %s %s: %s", *args, extra=fields), robust=True)
 
 
 def _check_active_cap(owner: User) -> None:
@@ -353,25 +292,9 @@ def _check_active_cap(owner: User) -> None:
     """
     User.objects.select_for_update().filter(pk=owner.pk).values_list("pk").first()
     cap = settings.JOBS_MAX_ACTIVE_PER_USER
-    if Job.objects.filter(owner=owner, status__in=UNFINISHED).count() >= cap:
+    # A batch counts as one job, whatever its size.
+    if Job.objects.filter(owner=owner, parent=None, status__in=UNFINISHED).count() >= cap:
         raise RateLimited(f"You already have {cap} jobs queued or running; wait for some to finish.", retry_after=10)
-
-
-def _finish(
-    job_id: str,
-    event: str,
-    *,
-    allowed: Collection[str],
-    change: Callable[[Job], None],
-    guard: Callable[[Job], bool] | None = None,
-    level: int = logging.INFO,
-) -> Job | None:
-    """A transition to a final state; what job_finished's receivers write (a notification) commits with it."""
-    with transaction.atomic():
-        job = _transition(job_id, event, allowed=allowed, change=change, guard=guard, level=level)
-        if job is not None:
-            events.job_finished.send(sender=None, job=job)
-    return job
 
 
 def _get_owned(owner: User, job_id: str) -> Job:
@@ -379,17 +302,3 @@ def _get_owned(owner: User, job_id: str) -> Job:
         return Job.objects.get(pk=uuid.UUID(job_id), owner=owner)
     except (ValueError, Job.DoesNotExist):
         raise JobNotFound() from None
-
-
-def _send_task(job: Job) -> None:
-    kind = kinds.get(job.kind)
-    try:
-        current_app.send_task(kind.task_name, args=[str(job.pk)], task_id=job.celery_task_id, queue=kind.queue)
-    except Exception:
-        # The job stays queued in the database, which is the source of truth;
-        # it is sent again when the broker is back.
-        logger.exception("job %s: could not hand the task to the broker", job.pk)
-
-
-def _new_task_id() -> str:
-    return str(uuid.uuid4())

@@ -27,3 +27,8 @@ def notice_group(group_id: int | None) -> str:
 def job_log_group(job_id: str) -> str:
     """The sockets following a job's log lines (job.logs.follow): its owner's, or staff's."""
     return f"joblog.{job_id}"
+
+
+def batch_group(batch_id: str) -> str:
+    """The sockets following a batch (batch.follow): its children's own events go there, not to the owner."""
+    return f"batch.{batch_id}"

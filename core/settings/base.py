@@ -214,6 +214,9 @@ DEFAULT_FROM_EMAIL = env.get_str("DEFAULT_FROM_EMAIL", "jobs@localhost")
 # --- Jobs ---------------------------------------------------------------------
 # Progress frames per job are coalesced to at most one per interval (seconds).
 JOBS_PROGRESS_INTERVAL = env.get_float("JOBS_PROGRESS_INTERVAL", 0.1, minimum=0.0, maximum=60.0)
+# A batch's progress (its counters) goes out at most once per interval from each process that moves
+# its children (tasks/batches.py), however many children it has.
+JOBS_BATCH_PROGRESS_INTERVAL = env.get_float("JOBS_BATCH_PROGRESS_INTERVAL", 0.5, minimum=0.05, maximum=60.0)
 # How many finished jobs the hello snapshot carries beside the unfinished ones.
 JOBS_SNAPSHOT_FINISHED = env.get_int("JOBS_SNAPSHOT_FINISHED", 20, minimum=20, maximum=500)
 # Reliability (tasks/liveness.py, tasks/reconciler.py): a job whose process died

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ import redis
 from pytest_django.fixtures import Settings
 
 from celery_app import app as celery_app
+from tasks import batches
 from transport.publisher import publisher
 
 THROTTLE_DB = 1  # unit tests keep rate-limit counters in their own DB of the private Redis
@@ -81,3 +82,13 @@ def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> SentTasks:
 
     monkeypatch.setattr(celery_app.control, "revoke", revoke)
     return sent
+
+
+@pytest.fixture(autouse=True)
+def batch_progress(monkeypatch: pytest.MonkeyPatch) -> Iterator[batches.Coalescer]:
+    """A batch progress coalescer of this test's own, whose trailing sends stop when the test ends
+    (they run on the timer thread, after the test's database is gone)."""
+    coalescer = batches.Coalescer()
+    monkeypatch.setattr(batches, "progress", coalescer)
+    yield coalescer
+    coalescer.close()

@@ -1,0 +1,168 @@
+"""The Job state machine's one primitive, `transition`, and the transitions every caller shares.
+
+Every transition runs in one transaction that locks the row, bumps `seq` and
+sends one domain event after the commit (tasks.events; the gateway publishes it
+to the owner's sockets). Transitions that find the job in a state that does not
+allow them return None, so a redelivered or late task can never move a job
+backwards. A child of a batch that changes state tells its batch in the same
+transaction (tasks.events.child_moved; tasks.batches moves the counters).
+
+    queued --start--> running --succeed/fail--> succeeded | failed
+       |                 |
+       +----cancel-------+------> cancelled          failed|cancelled --retry--> queued
+
+tasks.services (the API of jobs) and tasks.batches (batches) are built on these.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Collection
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+from django.utils import timezone
+
+from tasks import artifacts, events, kinds
+from tasks.models import UNFINISHED, Batch, BatchMode, Job, JobEvent, JobStatus, empty_progress
+from telemetry import metrics
+
+# The name operators filter job state changes by (docs/operations.md), kept from before this module split out.
+logger = logging.getLogger("tasks.services")
+
+
+def enqueue(job_id: uuid.UUID) -> None:
+    """Announce a queued job and hand it to Celery. Safe to call again (the reconciler does)."""
+    job = transition(job_id, "job.queued", allowed=(JobStatus.QUEUED,))
+    if job is not None and job.celery_task_id:
+        send_task(job)
+
+
+def cancel(job_id: uuid.UUID | str, note: str) -> Job | None:
+    def change(job: Job) -> None:
+        job.status = JobStatus.CANCELLED
+        job.finished_at = timezone.now()
+
+    return transition(job_id, "job.cancelled", allowed=UNFINISHED, change=change, note=note)
+
+
+def retry(job_id: uuid.UUID | str, note: str) -> Job | None:
+    def change(job: Job) -> None:
+        job.status = JobStatus.QUEUED
+        job.attempt += 1
+        # A step of a sequence whose earlier steps have not all succeeded waits for its turn, with no task.
+        job.celery_task_id = "" if _step_must_wait(job) else new_task_id()
+        job.progress = empty_progress()
+        job.result = job.error = job.started_at = job.finished_at = job.heartbeat_at = None
+        job.deliveries = 0
+        job.worker = ""
+        artifacts.forget(job)  # the new attempt makes its own
+
+    job = transition(job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change, note=note)
+    if job is not None and job.celery_task_id:
+        retried = job
+        transaction.on_commit(lambda: send_task(retried), robust=True)
+    return job
+
+
+def revoke_on_commit(task_ids: list[str]) -> None:
+    transaction.on_commit(lambda: current_app.control.revoke(task_ids), robust=True)
+
+
+def transition(
+    job_id: uuid.UUID | str,
+    event: str,
+    *,
+    allowed: Collection[str],
+    change: Callable[[Job], None] | None = None,
+    guard: Callable[[Job], bool] | None = None,
+    level: int = logging.INFO,
+    note: str = "",
+) -> Job | None:
+    """Apply `change` to a job in one of the `allowed` states, bump its seq, publish `event` and log one line.
+
+    `note` (why it happened) goes with the event into the job's timeline (a failure's is its error
+    code) and into the log line; `level` is the log line's.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in allowed or (guard is not None and not guard(job)):
+            return None
+        before = job.status
+        if change is not None:
+            change(job)
+        job.seq += 1
+        job.save()
+        if job.parent_id is not None and job.status != before:
+            events.child_moved.send(sender=None, job=job, old=before)
+        failure = str(job.error.get("code", "")) if job.status == JobStatus.FAILED and job.error else ""
+        JobEvent.objects.create(job=job, seq=job.seq, event=event, at=job.updated_at, note=(note or failure)[:200])
+        events.send_on_commit(events.job_changed, event=event, job=job)
+        if job.is_finished:
+            # Counted when the outermost transaction commits, so a rolled-back final state never is.
+            transaction.on_commit(lambda: metrics.job_changed(job), robust=True)
+        log_on_commit(event, job, level, note)
+    return job
+
+
+def log_on_commit(event: str, job: Job, level: int, note: str) -> None:
+    """The one log line of a transition, written when it commits (a rolled-back change never happened).
+
+    Its fields are taken now, as the job is in this transition.
+    """
+    fields: dict[str, Any] = {
+        "event": event,
+        "job_id": str(job.pk),
+        "kind": job.kind,
+        "user_id": job.owner_id,
+        "status": str(job.status),
+        "seq": job.seq,
+        "attempt": job.attempt,
+        "deliveries": job.deliveries,
+    }
+    if job.status == JobStatus.FAILED and job.error:
+        fields["code"] = job.error.get("code")
+    shown = ("kind", "user_id", "seq", "attempt", "deliveries", "code")
+    details = " ".join(f"{key}={fields[key]}" for key in shown if key in fields) + (f" ({note})" if note else "")
+    args = (fields["job_id"], fields["status"], details)
+    transaction.on_commit(lambda: logger.log(level, "job %s %s: %s", *args, extra=fields), robust=True)
+
+
+def finish(
+    job_id: uuid.UUID | str,
+    event: str,
+    *,
+    allowed: Collection[str],
+    change: Callable[[Job], None],
+    guard: Callable[[Job], bool] | None = None,
+    level: int = logging.INFO,
+) -> Job | None:
+    """A transition to a final state; what job_finished's receivers write (a notification) commits with it."""
+    with transaction.atomic():
+        job = transition(job_id, event, allowed=allowed, change=change, guard=guard, level=level)
+        if job is not None:
+            events.job_finished.send(sender=None, job=job)
+    return job
+
+
+def send_task(job: Job) -> None:
+    kind = kinds.get(job.kind)
+    try:
+        current_app.send_task(kind.task_name, args=[str(job.pk)], task_id=job.celery_task_id, queue=kind.queue)
+    except Exception:
+        # The job stays queued in the database, which is the source of truth;
+        # it is sent again when the broker is back.
+        logger.exception("job %s: could not hand the task to the broker", job.pk)
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _step_must_wait(job: Job) -> bool:
+    if job.parent_id is None or not Batch.objects.filter(pk=job.parent_id, mode=BatchMode.SEQUENCE).exists():
+        return False
+    earlier = Job.objects.filter(parent_id=job.parent_id, position__lt=job.position)
+    return earlier.exclude(status=JobStatus.SUCCEEDED).exists()
