@@ -81,7 +81,7 @@ def validate_children(mode: str, jobs: Sequence[tuple[str, dict[str, Any]]], own
 def _child_params(mode: str, index: int, kind: str, params: dict[str, Any], owner_id: int) -> dict[str, Any]:
     templated = _templated_fields(params)
     if not templated:
-        return kinds.validate(kind, params, owner_id)
+        return _one_part(kind, params, owner_id)
     if mode != BatchMode.SEQUENCE:
         raise InvalidParams("Only a sequence's steps may refer to earlier steps.", dict.fromkeys(templated, _ONLY_SEQ))
     for field, text in templated.items():
@@ -98,6 +98,14 @@ def _child_params(mode: str, index: int, kind: str, params: dict[str, Any], owne
         if left:
             raise InvalidParams(exc.message, left) from None
     return params
+
+
+def _one_part(kind: str, params: dict[str, Any], owner_id: int) -> dict[str, Any]:
+    split = kinds.validate_split(kind, params, owner_id)
+    if len(split.parts) > 1:
+        # A batch does not nest: what a kind would split (an email to 5,000 addresses) is submitted on its own.
+        raise InvalidParams("Too large for one job of a batch.", {"params": "Too large for one job: submit it alone."})
+    return split.parts[0]
 
 
 _ONLY_SEQ = "{{ steps… }} refers to an earlier step, which only sequences have."

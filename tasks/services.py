@@ -30,7 +30,12 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
     existing = Job.objects.filter(owner=owner, request_id=request_id).first()
     if existing is not None:
         return existing, False
-    clean = kinds.validate(kind, params, owner.pk)
+    split = kinds.validate_split(kind, params, owner.pk)
+    if len(split.parts) > 1:
+        # Too large for one job (an email to 50,000 addresses): one batch, one bar, spread over every worker.
+        children = [(kind, part) for part in split.parts]
+        return _submit_batch(owner, request_id, split.title, "parallel", children)
+    (clean,) = split.parts
     job_id = uuid.uuid4()
     searched = history.search_text(job_id, request_id, kinds.public_params(kind, clean))
     try:
@@ -67,6 +72,13 @@ def submit_batch(
         return existing, False
     clean = batches.validate_children(mode, jobs, owner.pk)
     children = [(kind, params) for (kind, _), params in zip(jobs, clean, strict=True)]
+    return _submit_batch(owner, request_id, title, mode, children)
+
+
+def _submit_batch(
+    owner: User, request_id: str, title: str, mode: str, children: list[tuple[str, dict[str, Any]]]
+) -> tuple[Job, bool]:
+    """Create a batch of children whose params are checked."""
     try:
         with transaction.atomic():
             _check_active_cap(owner)

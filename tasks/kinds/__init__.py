@@ -22,11 +22,11 @@ from django.utils.module_loading import autodiscover_modules
 from pydantic import BaseModel, ValidationError
 
 from tasks.errors import InvalidParams, JobFailure, UnknownKind
-from tasks.kinds.base import NAME, QUEUE, RESERVED, Context, Kind, RunFunction
+from tasks.kinds.base import NAME, QUEUE, RESERVED, Context, Kind, RunFunction, Split
 from tasks.kinds.fields import Date, UploadId
 from tasks.validation import field_errors
 
-__all__ = ["Context", "Date", "JobFailure", "Kind", "UploadId", "kind", "register"]
+__all__ = ["Context", "Date", "JobFailure", "Kind", "Split", "UploadId", "kind", "register"]
 
 # Whatever else a worker must do after a task's hard limit before the broker may hand it out again.
 VISIBILITY_MARGIN_SECONDS = 60
@@ -45,6 +45,7 @@ def kind(
     time_limit: int = 0,
     public_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     submit_label: str = "",
+    split: Callable[[Any], Split] | None = None,
 ) -> Callable[[RunFunction], RunFunction]:
     """Declare a job kind around its run function, which gets a Context and returns its result (a dict or None).
 
@@ -65,6 +66,7 @@ def kind(
                 time_limit=time_limit,
                 public_params=public_params,
                 submit_label=submit_label,
+                split=split,
             )
         )
         return run
@@ -134,6 +136,15 @@ def validate(name: str, params: dict[str, Any], owner_id: int) -> dict[str, Any]
     """The kind's params, checked and normalised; InvalidParams names each bad field."""
     parsed = parse(get(name), params, owner_id)
     return parsed.model_dump(mode="json", exclude_none=True)
+
+
+def validate_split(name: str, params: dict[str, Any], owner_id: int) -> Split:
+    """The kind's params, checked, as the parts its `split` makes of them (one part for most kinds)."""
+    kind = get(name)
+    parsed = parse(kind, params, owner_id)
+    if kind.split is not None:
+        return kind.split(parsed)
+    return Split(title=kind.title, parts=[parsed.model_dump(mode="json", exclude_none=True)])
 
 
 def parse(kind: Kind, params: dict[str, Any], owner_id: int) -> BaseModel:

@@ -98,6 +98,15 @@ RunFunction = Callable[[Context[Any]], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
+class Split:
+    """What a kind's `split` makes of params too large for one job: the title of their batch, and each
+    child's params (JSON values, as a job stores them). A single part is submitted as a plain job."""
+
+    title: str
+    parts: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Kind:
     name: str
     # Validated with context={"owner_id": ...}, so a validator can check that
@@ -115,6 +124,9 @@ class Kind:
     public_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     # The words on the dashboard's button that submits it (default: "Start <title>").
     submit_label: str = ""
+    # Params too large for one job, made into the params of several (at submit): more than one
+    # and the submit becomes a parallel batch of them, titled as `split` says (tasks.services).
+    split: Callable[[Any], Split] | None = None
     schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

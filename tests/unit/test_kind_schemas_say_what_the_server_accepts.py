@@ -59,7 +59,12 @@ def rules(owned_upload: str) -> dict[str, Callable[[Value], bool]]:
     """Each kind's server-side rules, which its schema cannot state."""
     return {
         "demo.countdown": lambda v: v.get("fail_at") is None or v["fail_at"] <= v["steps"],
-        "email.send": lambda v: all(map(address_ok, v["to"])) and len({a.casefold() for a in v["to"]}) == len(v["to"]),
+        # A recipients file is refused here whoever owns it: the test's upload holds no address.
+        "email.send": lambda v: (
+            v.get("recipients_file") is None
+            and all(map(address_ok, v["to"]))
+            and len({a.casefold() for a in v["to"]}) == len(v["to"])
+        ),
         "file.process": upload_rule(owned_upload),
         "reports.jobs_csv": lambda v: v["created_before"] >= v["created_after"],
     }
