@@ -84,6 +84,9 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     following: set[str] | None = None  # jobs whose log lines this socket follows (job.logs.follow)
     batches: set[str] | None = None  # batches whose children's events this socket gets (batch.follow)
     pending_batch: PendingBatch | None = None  # a batch.submit whose parts are still coming
+    # Batch progress held back, and when each batch's last progress frame went (batch_progress).
+    batch_frames: dict[str, str] | None = None
+    batch_sent: dict[str, float] | None = None
     counted = False
     released = False
 
@@ -372,6 +375,30 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     async def notification_unread(self, event: dict[str, Any]) -> None:
         await self._send_counted(_counted_unread, self.user.pk, event["read"], event["read_up_to"])
+
+    async def batch_progress(self, event: dict[str, Any]) -> None:
+        """A batch's progress: at most one frame per JOBS_BATCH_PROGRESS_INTERVAL per batch on this socket,
+        the latest, however many processes move its children (each coalesces too, tasks.batches)."""
+        if self.batch_frames is None or self.batch_sent is None:
+            self.batch_frames, self.batch_sent = {}, {}
+        batch_id, waiting = event["job_id"], event["job_id"] in self.batch_frames
+        self.batch_frames[batch_id] = event["text"]  # frames of one batch arrive in commit order: the last is newest
+        if waiting:
+            return
+        due = self.batch_sent.get(batch_id, 0.0) + settings.JOBS_BATCH_PROGRESS_INTERVAL
+        delay = due - time.monotonic()
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(self._flush_batch(batch_id)))
+        else:
+            await self._flush_batch(batch_id)
+
+    async def _flush_batch(self, batch_id: str) -> None:
+        if self.batch_frames is None or self.batch_sent is None or self.released:
+            return
+        text = self.batch_frames.pop(batch_id, None)
+        if text is not None:
+            self.batch_sent[batch_id] = time.monotonic()
+            await self.send(text_data=text)
 
     async def job_logs_end(self, event: dict[str, Any]) -> None:
         """The followed job finished, after its last lines: stop following it."""

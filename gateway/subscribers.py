@@ -5,7 +5,9 @@ their events on commit), builds what the sockets need and hands it to the one
 publisher (transport.publisher), which sends it to the channel-layer group of
 the user (or of a notice's audience) from its own loop:
 
-* a job changed or progressed: a finished frame, sent as it is, to its owner's sockets;
+* a job changed or progressed: a finished frame, sent as it is, to its owner's sockets (a
+  child of a batch: to the sockets that follow its batch); a batch's progress goes as a
+  message each socket coalesces (JobsConsumer.batch_progress);
 * a job wrote log lines: a finished frame to the sockets that follow its log, and
   when the job finishes, word to those sockets to stop following;
 * a notification was made or read: a message each socket completes with the
@@ -61,8 +63,12 @@ def job_progressed(
     batch: dict[str, int] | None = None,
     **fields: Any,
 ) -> None:
-    audience = user_group(owner_id) if parent_id is None else batch_group(parent_id)
-    publisher.send(audience, frames.progress_event(job_id, seq, progress, eta_seconds, parent_id, batch))
+    text = frames.progress_event(job_id, seq, progress, eta_seconds, parent_id, batch)
+    if batch is not None:
+        # A batch's progress comes from every process that moves its children: each socket coalesces it.
+        publisher.send_message(user_group(owner_id), {"type": "batch.progress", "job_id": job_id, "text": text})
+        return
+    publisher.send(user_group(owner_id) if parent_id is None else batch_group(parent_id), text)
 
 
 def job_logged(sender: Any, job_id: str, lines: list[dict[str, Any]], **fields: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.kinds import Context, kind
+from tasks.kinds import Context, JobFailure, kind
 
 
 class CrashParams(BaseModel):
@@ -46,3 +46,17 @@ def table(ctx: Context[TableParams]) -> dict[str, Any]:
             if n % 10 == 0:
                 ctx.log(f"{n} rows written.")
     return {"rows": rows, "owner": ctx.owner.get_username()}
+
+
+class FlakyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    fail_first: bool = Field(default=True, title="Fail the first attempt")
+
+
+@kind("test.flaky", params=FlakyParams, title="Flaky", soft_time_limit=60)
+def flaky(ctx: Context[FlakyParams]) -> dict[str, Any]:
+    """Fails its first attempt when asked to, succeeds on a retry: what a retry is for."""
+    if ctx.params.fail_first and ctx.attempt == 1:
+        raise JobFailure("flaky", "Failed on the first attempt, as asked.")
+    return {"attempt": ctx.attempt}

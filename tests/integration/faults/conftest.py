@@ -60,9 +60,9 @@ class FaultStack:
         stack.stop([self.redis])
         self.redis = None
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
         name = f"fault-worker-{len(self.workers)}"
-        worker = self._spawn(name, stack.worker_command(name, concurrency=1), new_session=True)
+        worker = self._spawn(name, stack.worker_command(name, concurrency=concurrency), new_session=True)
         self.workers.append(worker)
         stack.wait_until(lambda: self.worker_answers(name), name, timeout=60, process=worker)
         return worker

@@ -17,7 +17,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from accounts import tokens
-from tasks.models import Job
+from tasks import batches
+from tasks.models import Batch, Job, JobEvent
 
 
 @asynccontextmanager
@@ -147,3 +148,31 @@ async def running(clients: list[SyncedClient]) -> AsyncIterator[None]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def submit_batch(socket: ClientConnection, mode: str, jobs: list[dict[str, Any]], title: str = "") -> str:
+    """A batch.submit, in parts of at most 1,000 jobs (a frame holds 64 KiB); the batch's id once accepted."""
+    request_id = uuid.uuid4().hex
+    for offset in range(0, len(jobs), 1000):
+        part = jobs[offset : offset + 1000]
+        continues = offset + len(part) < len(jobs)
+        message = {"type": "batch.submit", "request_id": request_id, "mode": mode, "title": title, "jobs": part}
+        await socket.send(json.dumps({**message, "offset": offset, "continues": continues}))
+        while True:
+            reply = json.loads(await asyncio.wait_for(socket.recv(), 30))
+            assert reply["type"] != "error", reply
+            if reply["type"] == "batch.part" and continues:
+                break
+            if reply["type"] == "job.accepted" and not continues:
+                return str(reply["job"]["id"])
+    raise AssertionError("no job.accepted")
+
+
+def batch_is_exact(batch_id: str) -> None:
+    """The batch's counters equal a recount of its children, and no child ended twice (for batches never retried)."""
+    counts = Batch.objects.get(pk=uuid.UUID(batch_id))
+    assert {k: v for k, v in counts.counts().items() if k != "total"} == batches.recount(uuid.UUID(batch_id))
+    final = ["job.succeeded", "job.failed"]
+    endings = JobEvent.objects.filter(job__parent_id=uuid.UUID(batch_id), event__in=final)
+    ended = list(endings.values_list("job_id", flat=True))
+    assert len(ended) == len(set(ended)), "a child ended twice"

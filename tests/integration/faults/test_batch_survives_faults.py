@@ -1,0 +1,55 @@
+"""A batch under faults: a worker SIGKILLed in the middle of 500 children, and Redis restarted empty with
+children queued. Every child ends exactly once, the counters equal a recount, and the batch ends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import User
+
+from tasks.models import Job, JobStatus
+from tests.integration.faults.conftest import FaultStack
+from tests.integration.faults.helpers import batch_is_exact, socket_of, submit_batch, wait_for_job
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+
+def countdowns(n: int, steps: int, interval_ms: int) -> list[dict[str, object]]:
+    return [{"kind": "demo.countdown", "params": {"steps": steps, "interval_ms": interval_ms}}] * n
+
+
+async def test_a_worker_sigkilled_in_the_middle_of_500_children_loses_and_repeats_none(
+    fault_stack: FaultStack, user: User
+) -> None:
+    async with socket_of(user, fault_stack.ws_url) as (socket, _):
+        batch_id = await submit_batch(socket, "parallel", countdowns(500, 2, 5), "crash")
+        # The batch's stored progress counts its finished children.
+        midway = await wait_for_job(batch_id, lambda job: job.progress["current"] >= 100, timeout=120)
+        # In threads: the socket must keep answering Daphne's pings meanwhile.
+        await asyncio.to_thread(fault_stack.kill_worker, fault_stack.workers[-1])
+        await asyncio.to_thread(fault_stack.start_worker)
+        assert not midway.is_finished, "the batch ended before the worker was killed"
+        batch = await wait_for_job(batch_id, lambda job: job.is_finished, timeout=240)
+    assert batch.status == JobStatus.SUCCEEDED, batch.error
+    assert batch.progress["current"] == 500
+    await database_sync_to_async(batch_is_exact)(batch_id)
+    succeeded = await database_sync_to_async(
+        Job.objects.filter(parent_id=uuid.UUID(batch_id), status="succeeded").count
+    )()
+    assert succeeded == 500
+
+
+async def test_redis_restarted_empty_with_children_queued_finishes_the_batch_exactly(
+    fault_stack: FaultStack, user: User
+) -> None:
+    async with socket_of(user, fault_stack.ws_url) as (socket, _):
+        batch_id = await submit_batch(socket, "parallel", countdowns(40, 3, 50), "redis")
+    await wait_for_job(batch_id, lambda job: job.status == JobStatus.RUNNING)
+    await asyncio.to_thread(fault_stack.stop_redis)
+    await asyncio.to_thread(fault_stack.start_redis)  # empty: the queued children's tasks are gone
+    batch = await wait_for_job(batch_id, lambda job: job.is_finished, timeout=180)
+    assert batch.status == JobStatus.SUCCEEDED, batch.error
+    await database_sync_to_async(batch_is_exact)(batch_id)
