@@ -52,7 +52,7 @@ from gateway.protocol import (
 )
 from notifications import inbox, notices
 from patches.channels import DispatchWithoutDatabaseHop
-from tasks import history, kinds, logs, services
+from tasks import batches, history, kinds, logs, services
 from tasks.errors import BadMessage, InvalidParams, JobConflict, RateLimited, ServiceError
 from tasks.models import BATCH_KIND, Job
 from telemetry import metrics
@@ -241,8 +241,11 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         if message.continues:
             await self.send(text_data=frames.batch_part(message.request_id, len(jobs)))
             return
-        job = await sync_to_async(_submit_batch, thread_sensitive=False)(self.user, message, jobs)
+        job, created = await sync_to_async(_submit_batch, thread_sensitive=False)(self.user, message, jobs)
         await self.send(text_data=frames.accepted(message.request_id, job))
+        if created:
+            # Handed out after the answer: sending 10,000 tasks must not hold job.accepted back.
+            await sync_to_async(_closing(batches.start), thread_sensitive=False)(uuid.UUID(job["id"]))
 
     def _batch_parts(self, message: BatchSubmit) -> list[tuple[str, dict[str, Any]]]:
         """Every job of the batch so far, this frame's included; a part that does not follow on is refused."""
@@ -549,10 +552,14 @@ def _closing(work: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _submit_batch(user: User, message: BatchSubmit, jobs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def _submit_batch(
+    user: User, message: BatchSubmit, jobs: list[tuple[str, dict[str, Any]]]
+) -> tuple[dict[str, Any], bool]:
     try:
-        batch, _ = services.submit_batch(user, message.request_id, message.title, message.mode, jobs)
-        return frames.job_payload(batch)
+        batch, created = services.submit_batch(
+            user, message.request_id, message.title, message.mode, jobs, start_later=True
+        )
+        return frames.job_payload(batch), created
     finally:
         close_old_connections()
 

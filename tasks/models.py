@@ -32,6 +32,10 @@ def empty_progress() -> dict[str, Any]:
     return {"current": 0, "total": None, "percent": None, "stage": "", "message": ""}
 
 
+TOP_LEVEL = models.Q(parent__isnull=True)
+CHILDREN = models.Q(parent__isnull=False)
+
+
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
@@ -75,14 +79,21 @@ class Job(models.Model):
         ]
         # History pages go newest first by (created_at, id) from a cursor (tasks.history): one index per
         # filter a page is asked with, so a page is an index range scan however many jobs there are.
-        # Every one leads with `parent` (NULL for top-level jobs, which lists show; a batch's id for its
-        # children, listed with parent_id), so a batch of 10,000 children costs a top-level page nothing.
+        # They hold top-level jobs only (parent NULL, what lists show without parent_id), so a batch of
+        # 10,000 children costs a top-level page nothing; a batch's children have an index of their own,
+        # and the reconciler's and the operations view's queries over every job the plain status index.
         indexes = [
-            models.Index(fields=["owner", "parent", "-created_at", "-id"], name="job_owner_created"),
-            models.Index(fields=["owner", "parent", "status", "-created_at", "-id"], name="job_owner_status_created"),
-            models.Index(fields=["owner", "parent", "kind", "-created_at", "-id"], name="job_owner_kind_created"),
-            models.Index(fields=["parent", "-created_at", "-id"], name="job_created"),
-            models.Index(fields=["parent", "status", "-created_at", "-id"], name="job_status_created"),
+            models.Index(fields=["owner", "-created_at", "-id"], name="job_owner_created", condition=TOP_LEVEL),
+            models.Index(
+                fields=["owner", "status", "-created_at", "-id"], name="job_owner_status_created", condition=TOP_LEVEL
+            ),
+            models.Index(
+                fields=["owner", "kind", "-created_at", "-id"], name="job_owner_kind_created", condition=TOP_LEVEL
+            ),
+            models.Index(fields=["-created_at", "-id"], name="job_created", condition=TOP_LEVEL),
+            models.Index(fields=["status", "-created_at", "-id"], name="job_status_created", condition=TOP_LEVEL),
+            models.Index(fields=["parent", "-created_at", "-id"], name="job_children", condition=CHILDREN),
+            models.Index(fields=["status"], name="job_status"),
             models.Index(fields=["finished_at"], name="job_finished_at"),
         ]
 

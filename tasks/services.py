@@ -60,30 +60,43 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
 
 
 def submit_batch(
-    owner: User, request_id: str, title: str, mode: str, jobs: list[tuple[str, dict[str, Any]]]
+    owner: User,
+    request_id: str,
+    title: str,
+    mode: str,
+    jobs: list[tuple[str, dict[str, Any]]],
+    start_later: bool = False,
 ) -> tuple[Job, bool]:
     """Record a batch and its children in one transaction, then queue them (tasks.batches).
 
     Every child is checked first: one bad child refuses the whole batch, naming it, and nothing is made.
-    The same request_id again returns the same batch, created=False.
+    The same request_id again returns the same batch, created=False. With `start_later`, the caller
+    hands the children out (batches.start) once it has answered: 10,000 sends take a while, and a
+    process that dies first leaves them to the reconciler.
     """
     existing = Job.objects.filter(owner=owner, request_id=request_id).first()
     if existing is not None:
         return existing, False
     clean = batches.validate_children(mode, jobs, owner.pk)
     children = [(kind, params) for (kind, _), params in zip(jobs, clean, strict=True)]
-    return _submit_batch(owner, request_id, title, mode, children)
+    return _submit_batch(owner, request_id, title, mode, children, start_later)
 
 
 def _submit_batch(
-    owner: User, request_id: str, title: str, mode: str, children: list[tuple[str, dict[str, Any]]]
+    owner: User,
+    request_id: str,
+    title: str,
+    mode: str,
+    children: list[tuple[str, dict[str, Any]]],
+    start_later: bool = False,
 ) -> tuple[Job, bool]:
     """Create a batch of children whose params are checked."""
     try:
         with transaction.atomic():
             _check_active_cap(owner)
             batch = batches.create(owner.pk, request_id, title, mode, children)
-            transaction.on_commit(lambda: batches.start(batch.pk), robust=True)
+            if not start_later:
+                transaction.on_commit(lambda: batches.start(batch.pk), robust=True)
     except IntegrityError:
         return Job.objects.get(owner=owner, request_id=request_id), False
     metrics.job_submitted(BATCH_KIND)
