@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from jobsctl import batches, jobs, schema, upload
 from jobsctl import display as show
-from jobsctl import jobs, schema, upload
 from jobsctl.display import Display
 from jobsctl.download import download
 from jobsctl.errors import EXIT_INTERRUPTED, EXIT_SUCCEEDED, CliError
@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "download" and not Path(args.out).is_dir():
             raise CliError(f"--out {args.out}: no such directory.", "usage")
+        if args.command == "batch":  # read and checked before connecting (and stdin before any prompt)
+            args.batch = batches.load(args.batch_file, args.title, args.mode)
         base = base_url(getattr(args, "url", None) or os.environ.get("JOBS_URL") or DEFAULT_URL)
         with credentials(args) as token:
             config = Config(base, token)
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--search", help="in the job id, request id and params (case ignored)")
     listing.add_argument("--since", metavar="WHEN", help="created since: 2026-12-01, 2026-12-01T10:00Z, or 2h, 3d ago")
     listing.add_argument("--limit", type=int, default=50, help="how many to print (default 50; pages are fetched)")
+    listing.add_argument("--batch", "--parent", metavar="ID", help="the jobs of this batch, in their order")
     logs = sub.add_parser("logs", parents=[common], help="a job's log lines; -f follows them while it runs")
     logs.add_argument("job_id", help=JOB_ID_HELP)
     logs.add_argument("-f", "--follow", action="store_true", help="print new lines until the job finishes")
@@ -122,6 +125,11 @@ def _submit_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     process.add_argument("--operation", choices=OPERATIONS, default="checksum")
     for parser in (submit, email, process):
         parser.add_argument("--no-follow", action="store_true", help="print the job id and return at once")
+    batch = sub.add_parser("batch", parents=[common], help="submit many jobs as one batch, and follow it")
+    batch.add_argument("batch_file", metavar="FILE", help="JSON: a list of jobs, or {title, mode, jobs}; - is stdin")
+    batch.add_argument("--title", help="the batch's title (overrides the file's)")
+    batch.add_argument("--mode", choices=batches.MODES, help="parallel (default) or sequence (overrides the file's)")
+    batch.add_argument("--detach", action="store_true", help="print the batch id and return at once")
 
 
 def base_url(text: str) -> str:
@@ -229,8 +237,21 @@ async def _follow(
     return code
 
 
+async def _batch(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    batch: batches.Batch = args.batch
+    tracker, parts = await batches.submit(session, batch, uuid.uuid4().hex)
+    sent = f", sent in {parts} parts" if parts > 1 else ""
+    display.note(f"batch {tracker.id} accepted ({len(batch.jobs)} jobs, {batch.mode}{sent})")
+    if args.detach:
+        _print_job_or_id(args, tracker.job)
+        return EXIT_SUCCEEDED
+    return await _follow(args, session, display, interrupts, tracker)
+
+
 async def _list(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
     wanted: dict[str, Any] = {}
+    if args.batch:
+        wanted["parent_id"] = await jobs.resolve(session, args.batch)
     for key in ("status", "kind"):
         if getattr(args, key):
             wanted[key] = getattr(args, key)
@@ -268,7 +289,7 @@ async def _show(args: argparse.Namespace, session: Session, display: Display, in
 
 async def _cancel(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
     job = await jobs.cancel(session, await jobs.resolve(session, args.job_id))
-    display.note(f"job {job['id']} cancelled")
+    display.note(f"{show.noun(job)} {job['id']} cancelled")
     _print_job_or_id(args, job)
     return EXIT_SUCCEEDED
 
@@ -304,6 +325,7 @@ async def _download(args: argparse.Namespace, session: Session, display: Display
 
 COMMANDS: dict[str, Command] = {
     "submit": _submit,
+    "batch": _batch,
     "kinds": _kinds,
     "download": _download,
     "logs": _logs,

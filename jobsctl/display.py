@@ -50,8 +50,12 @@ class Display:
         if job["status"] != self._status:
             self._status = job["status"]
             if job["status"] in ("queued", "running"):
-                self.note(f"job {job['id']} {job['status']}")
-        if job["status"] == "running":
+                self.note(f"{noun(job)} {job['id']} {job['status']}")
+        if job["status"] != "running":
+            return
+        if job.get("batch") is not None:
+            self._batch_progress(job, job["batch"])
+        else:
             self._progress(job.get("progress") or {}, job.get("eta_seconds"))
 
     def close(self) -> None:
@@ -63,19 +67,34 @@ class Display:
         current, total = progress.get("current") or 0, progress.get("total")
         label = progress.get("message") or progress.get("stage") or ""
         left = f"{eta_text(eta)} left" if isinstance(eta, int | float) else ""
-        if not self.tty:
-            now = time.monotonic()
-            if now - self._last_line >= PLAIN_PROGRESS_EVERY:
-                self._last_line = now
-                about = f" ({left})" if left else ""
-                self.note(f"  {current}/{total if total is not None else '?'} {label}{about}".rstrip())
-            return
+        if self.tty:
+            self._draw(total, current, label, left)
+        else:
+            about = f" ({left})" if left else ""
+            self._line(f"  {current}/{total if total is not None else '?'} {label}{about}".rstrip())
+
+    def _batch_progress(self, job: Job, counts: dict[str, int]) -> None:
+        """A batch: its children finished of the total, and how many are in each state."""
+        if self.tty:
+            title = str((job.get("params") or {}).get("title") or "")
+            self._draw(counts.get("total"), finished(counts), title, counts_text(counts))
+        else:
+            self._line(f"  {finished(counts)}/{counts.get('total')} finished: {counts_text(counts)}")
+
+    def _line(self, text: str) -> None:
+        """Without a terminal: a progress line every PLAIN_PROGRESS_EVERY seconds at most."""
+        now = time.monotonic()
+        if now - self._last_line >= PLAIN_PROGRESS_EVERY:
+            self._last_line = now
+            self.note(text)
+
+    def _draw(self, total: int | None, current: int, label: str, postfix: str) -> None:
         if self._bar is None:
             self._bar = self._new_bar(total, current)
         self._bar.total = total
         self._bar.n = current
         self._bar.set_description(label[:40], refresh=False)  # "label: " before the bar
-        self._bar.set_postfix_str(left, refresh=False)
+        self._bar.set_postfix_str(postfix, refresh=False)
         self._bar.refresh()
 
     def _new_bar(self, total: int | None, current: int) -> Any:
@@ -112,7 +131,9 @@ def print_outcome(display: Display, job: Job, as_json: bool) -> None:
     display.close()
     if as_json:
         print_json(job)
-    if job["status"] == "succeeded":
+    if job.get("batch") is not None:
+        _batch_outcome(display, job, as_json)
+    elif job["status"] == "succeeded":
         display.note(f"job {job['id']} succeeded")
         if not as_json:
             print_json(job["result"])
@@ -121,6 +142,33 @@ def print_outcome(display: Display, job: Job, as_json: bool) -> None:
         display.note(f"job {job['id']} failed: {error.get('code')}: {error.get('message')}")
     else:
         display.note(f"job {job['id']} {job['status']}")
+
+
+def _batch_outcome(display: Display, job: Job, as_json: bool) -> None:
+    """A batch's answer is its counts: on stdout (unless --json printed the batch), and in words on stderr."""
+    counts = job["batch"]
+    code = (job.get("error") or {}).get("code")
+    how = f"{job['status']} ({code})" if code else job["status"]
+    display.note(f"batch {job['id']} {how}: {finished(counts)}/{counts.get('total')} finished: {counts_text(counts)}")
+    if not as_json:
+        print_json(counts)
+
+
+COUNTED = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def noun(job: Job) -> str:
+    return "batch" if job.get("batch") is not None else "job"
+
+
+def finished(counts: dict[str, int]) -> int:
+    return sum(int(counts.get(status) or 0) for status in FINISHED)
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """2 queued, 3 running, 5 succeeded, 0 failed, 0 cancelled."""
+    return ", ".join(f"{counts.get(status, 0)} {status}" for status in COUNTED)
 
 
 def print_jobs(jobs: list[Job]) -> None:
@@ -135,6 +183,12 @@ def print_job(job: Job) -> None:
     for key in ("created_at", "started_at", "finished_at"):
         print(f"{key.removesuffix('_at') + ':':<10} {_time(job.get(key))}")
     print(f"{'progress:':<10} {_percent(job)} {_progress_text(job)}".rstrip())
+    if job.get("batch") is not None:
+        counts = job["batch"]
+        mode = (job.get("params") or {}).get("mode", "")
+        print(f"{'batch:':<10} {counts.get('total')} jobs, {mode}: {counts_text(counts)}")
+    if job.get("parent_id"):
+        print(f"{'batch:':<10} a job of batch {job['parent_id']}")
     for key in ("params", "result", "error"):
         if job.get(key) is not None:
             print(f"{key + ':':<10} {json.dumps(job[key], ensure_ascii=False)}")

@@ -8,7 +8,7 @@ import threading
 import uuid
 from typing import Any
 
-from jobsctl.display import Display, print_log_lines
+from jobsctl.display import Display, noun, print_log_lines
 from jobsctl.errors import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -42,6 +42,8 @@ class Tracker:
         """Apply an event if it is this job's and newer; True when the state changed."""
         if message["type"] == "job.progress" and message.get("job_id") == self.id:
             fields = {"progress": message["progress"], "eta_seconds": message.get("eta_seconds")}
+            if "batch" in message:  # a batch's progress carries its counts
+                fields["batch"] = message["batch"]
             return self._merge(int(message["seq"]), {**self.job, **fields})
         job = message.get("job")
         if message["type"] in FULL_EVENTS and isinstance(job, dict) and job.get("id") == self.id:
@@ -182,9 +184,10 @@ async def follow(session: Session, tracker: Tracker, display: Display, interrupt
 
 async def _interrupted(session: Session, tracker: Tracker, interrupts: Interrupts) -> bool:
     """Ask whether to cancel; True once a job.cancel is sent, Interrupted (exit 130) when the answer is no."""
-    if not await interrupts.ask(f"\nCancel job {tracker.id}? [y/N] "):
-        raise Interrupted(f"Stopped following job {tracker.id}; it goes on. `jobsctl show {tracker.id}` tells how.")
-    interrupts.display.note(f"cancelling job {tracker.id}")
+    what = noun(tracker.job)
+    if not await interrupts.ask(f"\nCancel {what} {tracker.id}? [y/N] "):
+        raise Interrupted(f"Stopped following {what} {tracker.id}; it goes on. `jobsctl show {tracker.id}` tells how.")
+    interrupts.display.note(f"cancelling {what} {tracker.id}")
     await session.send({"type": "job.cancel", "job_id": tracker.id})
     return True
 

@@ -5,7 +5,9 @@ socket drops (a server restart, a network fault), the session reconnects with
 exponential backoff and jitter, as the protocol asks of clients, and puts a
 RESYNC message carrying the new `hello` in the queue: whoever reads the queue
 merges that snapshot by `seq` and resends what may have been lost. Close codes
-4401 and 4403 (credentials refused or revoked) end the session instead.
+4401 and 4403 (credentials refused or revoked) and 4009 (a frame too large,
+which a resend would repeat) end the session instead; a message too large for a
+frame is refused before it is sent.
 Ctrl-C arrives in the same queue as INTERRUPT, so a command handles it
 between two messages, never in the middle of one.
 """
@@ -35,6 +37,10 @@ FATAL = "jobsctl.fatal"  # {"type": FATAL, "error": CliError}: the session is ov
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_POLICY = 4008
+CLOSE_TOO_LARGE = 4009
+# The protocol's limit on a client frame, in UTF-8 bytes: past it the server closes with 4009,
+# and further past it (its WebSocket layer's limit) it drops the connection (1006).
+MAX_FRAME_BYTES = 64 * 1024
 # A hello carries up to a few hundred jobs with their params and results.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 OPEN_TIMEOUT = 10.0
@@ -54,6 +60,11 @@ class Config:
         return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws/jobs/", "", ""))
 
 
+def encode(message: Any) -> str:
+    """A message as the text of its frame (what the server measures against its 64 KiB)."""
+    return json.dumps(message)
+
+
 def auth_error(code: int) -> AuthError:
     what = "revoked, or its user deactivated" if code == CLOSE_FORBIDDEN else "wrong, revoked or expired"
     return AuthError(
@@ -61,6 +72,10 @@ def auth_error(code: int) -> AuthError:
         "`manage.py tokens create <user>` and pass it with --token or JOBS_TOKEN.",
         "not_authenticated",
     )
+
+
+def too_large_error(why: str) -> CliError:
+    return CliError(f"{why}a message may be at most {MAX_FRAME_BYTES:,} bytes as JSON.", "frame_too_large")
 
 
 def close_code(exc: ConnectionClosed) -> int:
@@ -86,10 +101,18 @@ class Session:
         return self.hello
 
     async def send(self, message: Message) -> None:
-        """Send, or drop silently if the socket just died: a RESYNC follows, and readers resend then."""
+        """Send, or drop silently if the socket just died: a RESYNC follows, and readers resend then.
+
+        A message larger than a frame may be is refused (CliError): the server would drop the
+        connection, and the resend after the reconnect would be dropped again, for ever.
+        """
+        text = encode(message)
+        size = len(text.encode())
+        if size > MAX_FRAME_BYTES:
+            raise too_large_error(f"The {message.get('type')} message is {size:,} bytes as JSON; ")
         try:
             assert self._socket is not None, "start() first"
-            await self._socket.send(json.dumps(message))
+            await self._socket.send(text)
         except ConnectionClosed:
             pass
 
@@ -147,6 +170,9 @@ class Session:
             code = await self._read_all(self._socket)
             if code in (CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN):
                 await self.queue.put({"type": FATAL, "error": auth_error(code)})
+                return
+            if code == CLOSE_TOO_LARGE:  # the same message again would be refused again
+                await self.queue.put({"type": FATAL, "error": too_large_error(f"The server closed with {code}: ")})
                 return
             try:
                 self._socket, self.hello = await self._reconnect(code)
