@@ -1,10 +1,13 @@
 // The dashboard: one WebSocket (socket.js), the jobs it reports merged by seq
 // (store.js), shown live (joblist.js) under the history's filter and paged as
-// the list scrolls (history.js), and a form per job kind built from its JSON
-// Schema (forms.js).
+// the list scrolls (history.js), a form per job kind built from its JSON
+// Schema (forms.js), and batches: built and submitted (batchforms.js), their
+// jobs listed and followed while a batch is expanded (batches.js).
+import { BatchBuilder, FileThenEmail } from "./batchforms.js";
+import { Batches } from "./batches.js";
 import { announce, setText } from "./dom.js";
 import { KindForm, uploadFile } from "./forms.js";
-import { kindName, setKinds } from "./format.js";
+import { BATCH, batchTitle, kindName, setKinds } from "./format.js";
 import { History } from "./history.js";
 import { JobList } from "./joblist.js";
 import { NotificationCenter } from "./notifications.js";
@@ -32,12 +35,19 @@ const jobHistory = new History(document.getElementById("history"), {
   kinds: () => kinds,
 });
 store.kept = (id) => jobHistory.listed.has(id);
+// The jobs of the batches expanded in the list: their events go there, never to the list itself.
+const batches = new Batches({
+  request: (message) => requests.send(message),
+  send: (message) => socket.send(message),
+  flowerUrl: root.dataset.flowerUrl || "",
+});
 const jobList = new JobList(document.getElementById("job-list"), {
   flowerUrl: root.dataset.flowerUrl || "",
   onCancel: (jobId) => socket.send({ type: "job.cancel", job_id: jobId }),
   onRetry: (jobId) => socket.send({ type: "job.retry", job_id: jobId }),
   onChange: showCounts,
-  shows: (job) => jobHistory.shows(job),
+  shows: (job) => !job.parent_id && jobHistory.shows(job),
+  batchJobs: (batch, container) => batches.show(batch, container),
 });
 store.subscribe((changed, removed) => jobList.render(store, changed, removed));
 // Notices, the bell and browser notifications (the protocol's extension messages).
@@ -46,6 +56,9 @@ const notifications = new NotificationCenter((message) => socket.send(message));
 // The kinds as kind.list describes them: first from the page, then from the server after each hello.
 let forms = [];
 let kindsShown = "";
+const builder = new BatchBuilder(submitBatch, uploadFile);
+const fileThenEmail = new FileThenEmail(submitBatch, uploadFile);
+document.getElementById("batch-forms").replaceChildren(builder.el, fileThenEmail.el);
 showKinds(kinds);
 
 /** (Re)build the forms when the kinds changed; a form being filled in is kept when its kind did not. */
@@ -63,6 +76,9 @@ function showKinds(described) {
   });
   document.getElementById("job-forms").replaceChildren(...forms.map((form) => form.form));
   document.getElementById("no-kinds").hidden = forms.length > 0;
+  builder.setKinds(kinds);
+  fileThenEmail.setKinds(kinds);
+  document.getElementById("new-batch").hidden = forms.length === 0;
   for (const form of forms) form.setConnected(socket.state === "live");
 }
 
@@ -72,10 +88,17 @@ async function submit(kind, params) {
   return reply.type === "error" ? { error: reply } : { job: reply.job };
 }
 
+/** Send batch.submit ({title, mode, jobs}); resolves like submit(). */
+async function submitBatch(batch) {
+  const reply = await requests.send({ type: "batch.submit", ...batch });
+  return reply.type === "error" ? { error: reply } : { job: reply.job };
+}
+
 socket.addEventListener("message", (event) => onMessage(event.detail));
 
 function onMessage(message) {
   if (notifications.handle(message)) return;
+  if (batches.handle(message)) return; // a batch's own job: shown under its batch, if expanded
   switch (message.type) {
     case "hello":
       onHello(message);
@@ -83,10 +106,10 @@ function onMessage(message) {
     case "job.accepted":
       store.applyJob(message.job);
       requests.handle(message);
-      announce(`${kindName(message.job.kind)} job submitted.`);
+      announce(`${jobName(message.job)} submitted.`);
       break;
     case "job.progress":
-      store.applyProgress(message.job_id, message.seq, message.progress);
+      store.applyProgress(message.job_id, message.seq, message.progress, message.batch);
       break;
     case "kind.list":
       showKinds(message.kinds || []);
@@ -108,6 +131,7 @@ function onHello(hello) {
   socket.send({ type: "kind.list" });
   showCounts();
   requests.reconnected();
+  batches.reconnected();
   jobHistory.restart();
 }
 
@@ -116,8 +140,13 @@ function onJobEvent(message) {
   const outcome = TERMINAL_EVENTS[message.type];
   if (applied && outcome) {
     const error = message.job.error?.message;
-    announce(`${kindName(message.job.kind)} job ${outcome}${error ? `: ${error}` : "."}`);
+    announce(`${jobName(message.job)} ${outcome}${error ? `: ${error}` : "."}`);
   }
+}
+
+/** "Countdown job", or "Batch Nightly checks". */
+function jobName(job) {
+  return job.kind === BATCH ? `Batch ${batchTitle(job)}` : `${kindName(job.kind)} job`;
 }
 
 function onError(message) {
@@ -129,6 +158,8 @@ function onError(message) {
 
 function onState(state) {
   for (const form of forms) form.setConnected(state === "live");
+  builder.setConnected(state === "live");
+  fileThenEmail.setConnected(state === "live");
   notifications.setConnected(state === "live");
 }
 

@@ -1,7 +1,11 @@
 // A job's own page: its params, result, files, error, attempts and timeline (job.get), and its log lines,
 // following live while it runs (job.logs.follow). Its events keep the page current; merged by seq.
+// A batch's page shows its counts and lists its jobs, live (batches.js), each linking to its own page;
+// a job of a batch links back to its batch, and follows it so that its own events reach this page.
+import { Batches } from "./batches.js";
 import { announce, h, setAttr, setText } from "./dom.js";
-import { formatDuration, formatNumber, formatTime, kindName, setKinds, STATUS_NAMES } from "./format.js";
+import { BATCH, batchTitle, formatDuration, formatNumber, formatTime, kindName, setKinds, STATUS_NAMES } from "./format.js";
+import { BatchCounts } from "./joblist.js";
 import { showConnectionOf, showNotice } from "./page.js";
 import { Requests } from "./requests.js";
 import { renderArtifacts, renderResult } from "./results.js";
@@ -16,6 +20,14 @@ const UNFINISHED = new Set(["queued", "running"]);
 let job = null;
 let events = [];
 const lines = new Map(); // log lines by n
+const batches = new Batches({
+  request: (message) => requests.send(message),
+  send: (message) => socket.send(message),
+  flowerUrl: root.dataset.flowerUrl || "",
+});
+const batchCounts = new BatchCounts();
+let batchJobs = null; // this batch's jobs, once listed
+window.setInterval(() => batchJobs?.tick(Date.now()), 1000); // their "running 0:12"
 
 setKinds(JSON.parse(document.getElementById("kinds-data").textContent));
 const el = (id) => document.getElementById(id);
@@ -27,12 +39,14 @@ function onMessage(message) {
   if (message.type === "job.progress" && message.job_id === jobId) return onProgress(message);
   if (message.type === "job.log" && message.job_id === jobId) return addLines(message.lines, true);
   if (JOB_EVENTS.has(message.type) && message.job?.id === jobId) return onJobEvent(message);
+  if (batches.handle(message)) return undefined; // a job of the batch this page shows
   if (!requests.handle(message) && message.type === "error") showNotice(message.message);
   return undefined;
 }
 
 async function onHello() {
   requests.reconnected();
+  batches.reconnected();
   const detail = await requests.send({ type: "job.get", job_id: jobId });
   if (detail.type !== "job.detail") return missing(detail);
   events = detail.events;
@@ -40,9 +54,31 @@ async function onHello() {
   addLines(detail.logs, false);
   showDropped(detail.logs_dropped);
   following = false;
-  if (UNFINISHED.has(detail.job.status)) follow();
+  if (detail.job.kind === BATCH) showBatch();
+  else if (UNFINISHED.has(detail.job.status)) follow();
   else setText(el("logs-state"), "");
+  if (detail.job.parent_id) showParent(detail.job.parent_id);
   return undefined;
+}
+
+/** A batch: its jobs listed (and followed) below its counts; a batch writes no log of its own. */
+function showBatch() {
+  el("batch-section").hidden = false;
+  el("result-section").hidden = true;
+  el("logs-section").hidden = true;
+  el("batch-counts").replaceChildren(batchCounts.el);
+  if (!batchJobs) batchJobs = batches.show(job, el("batch-jobs"));
+}
+
+/** A job of a batch: a link to the batch, and the batch followed, since only followers hear of its jobs. */
+async function showParent(parentId) {
+  const link = el("job-parent");
+  link.hidden = false;
+  setAttr(link, "href", `/jobs/${encodeURIComponent(parentId)}/`);
+  if (!link.textContent) setText(link, `Its batch ${parentId.slice(0, 8)}`);
+  requests.send({ type: "batch.follow", job_id: parentId });
+  const parent = await requests.send({ type: "job.get", job_id: parentId });
+  if (parent.type === "job.detail") setText(link, `Its batch: ${batchTitle(parent.job)}`);
 }
 
 let following = false;
@@ -65,14 +101,17 @@ function missing(error) {
 
 function onProgress(message) {
   if (!job || !(message.seq > job.seq)) return;
-  apply({ ...job, seq: message.seq, progress: message.progress, eta_seconds: message.eta_seconds });
+  const batch = message.batch ? { batch: message.batch } : {};
+  apply({ ...job, seq: message.seq, progress: message.progress, eta_seconds: message.eta_seconds, ...batch });
 }
 
 function onJobEvent(message) {
   if (job && !(message.job.seq > job.seq)) return;
   events = [...events.filter((event) => event.seq < message.job.seq), { seq: message.job.seq, event: message.type, at: new Date().toISOString(), note: "" }];
   apply(message.job);
-  if (!UNFINISHED.has(message.job.status)) {
+  if (message.job.kind === BATCH) {
+    if (!UNFINISHED.has(message.job.status)) announce(`This batch ${message.job.status === "cancelled" ? "was cancelled" : message.job.status}.`);
+  } else if (!UNFINISHED.has(message.job.status)) {
     following = false; // the server stops sending lines after the last ones
     setText(el("logs-state"), "");
     announce(`This job ${message.job.status === "cancelled" ? "was cancelled" : message.job.status}.`);
@@ -86,8 +125,10 @@ function apply(next) {
   job = next;
   el("job-sheet").hidden = false;
   el("job-missing").hidden = true;
-  document.title = `${kindName(job.kind)} · Jobs`;
-  setText(el("job-title"), `${kindName(job.kind)} ${job.id.slice(0, 8)}`);
+  const name = job.kind === BATCH ? `Batch ${batchTitle(job)}` : `${kindName(job.kind)} ${job.id.slice(0, 8)}`;
+  document.title = `${job.kind === BATCH ? batchTitle(job) : kindName(job.kind)} · Jobs`;
+  setText(el("job-title"), name);
+  if (job.kind === BATCH) batchCounts.update(job);
   setText(el("job-badge"), STATUS_NAMES[job.status] || job.status);
   el("job-badge").className = `badge badge-${job.status}`;
   showProgress();

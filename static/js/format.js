@@ -2,6 +2,8 @@
 
 // Each kind's Kind object (kind.list), by name: its title, and its schema's field titles.
 const KINDS = new Map();
+// A batch is a Job of this kind (protocol 1.1 Batches); its children have kinds of their own.
+export const BATCH = "batch";
 
 export function setKinds(kinds) {
   KINDS.clear();
@@ -28,7 +30,14 @@ const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 4
 export const uploadNames = new Map();
 
 export function kindName(kind) {
-  return KINDS.get(kind)?.title || kind;
+  return KINDS.get(kind)?.title || (kind === BATCH ? "Batch" : kind);
+}
+
+/** What a batch is called: its title, or what it holds when it has none. */
+export function batchTitle(job) {
+  const p = job.params || {};
+  if (p.title) return p.title;
+  return p.mode === "sequence" ? "Untitled sequence" : "Untitled batch";
 }
 
 export function operationName(operation) {
@@ -84,6 +93,10 @@ export function paramsSummary(kind, params) {
       const known = p.name || p.file_name || p.filename || uploadNames.get(p.upload_id);
       const name = known || (p.upload_id ? `upload ${String(p.upload_id).slice(0, 8)}` : "");
       return [operationName(p.operation), name].filter(Boolean).join(" · ");
+    }
+    case BATCH: {
+      const size = formatNumber(p.size ?? 0);
+      return p.mode === "sequence" ? `Sequence of ${size} ${p.size === 1 ? "step" : "steps"}, one after another` : `Batch of ${size} ${p.size === 1 ? "job" : "jobs"}, side by side`;
     }
     default:
       return genericSummary(kind, p);

@@ -359,24 +359,31 @@ export class KindForm {
    * @param kind a Kind object of kind.list: {name, title, description, params_schema, submit_label}
    * @param submit async (kind, params) → {job} | {error}: sends job.submit and waits for its answer
    * @param upload (file, onProgress) → Promise<{id, name, size}>: POST /api/uploads/
+   * @param options {idPrefix (the form's ids; default: from the kind's title), submitLabel, heading (text, or
+   *   false for none), description, check() (false stops the submit before any upload)}: for forms that reuse a
+   *   kind's fields for something else than job.submit (static/js/batchforms.js)
    */
-  constructor(kind, submit, upload) {
+  constructor(kind, submit, upload, options = {}) {
     this.kind = kind.name;
     this.submit = submit;
     this.upload = upload;
-    this.slug = slug(kind.title || kind.name);
+    this.check = options.check || (() => true);
+    this.slug = options.idPrefix || slug(kind.title || kind.name);
     this.connected = false;
     this.pending = false;
     const schema = kind.params_schema || {};
     const required = new Set(schema.required || []);
     this.fields = Object.entries(schema.properties || {}).map(([name, property]) => fieldFor(this, name, property, required.has(name)));
-    this.button = h("button", { className: "primary", attrs: { type: "submit" }, text: kind.submit_label || `Start ${kind.title || kind.name}` });
+    const label = options.submitLabel || kind.submit_label || `Start ${kind.title || kind.name}`;
+    this.button = h("button", { className: "primary", attrs: { type: "submit" }, text: label });
     this.formError = h("p", { className: "form-error", attrs: { role: "alert" } });
+    const heading = options.heading === undefined ? [kind.title || kind.name, " ", h("code", { text: kind.name })] : options.heading;
+    const description = options.description === undefined ? kind.description : options.description;
     this.form = h(
       "form",
       { className: "card job-form", attrs: { id: `form-${this.slug}`, novalidate: true }, dataset: { kind: kind.name } },
-      h("h3", {}, kind.title || kind.name, " ", h("code", { text: kind.name })),
-      kind.description ? h("p", { className: "hint", text: kind.description }) : null,
+      heading ? h("h3", {}, heading) : null,
+      description ? h("p", { className: "hint", text: description }) : null,
       this.layout(),
       this.formError,
       this.button,
@@ -415,6 +422,7 @@ export class KindForm {
   async onSubmit() {
     if (this.pending || !this.connected) return;
     this.clearErrors();
+    if (!this.check()) return;
     this.setPending(true);
     try {
       const params = await this.params();

@@ -4,8 +4,9 @@
 // Which jobs show: every job the server listed for the current filter (they stay, and update in place,
 // even when a change takes them out of it), and every other job the page hears of (the hello snapshot,
 // live events) that the filter's fields would match. A search can only be judged by the server, so
-// with one, only listed jobs show.
+// with one, only listed jobs show. A batch is listed like a job (its jobs are not: they show under it).
 import { announce, h, setText } from "./dom.js";
+import { BATCH, kindName } from "./format.js";
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 const PAGE = 50;
@@ -213,11 +214,11 @@ export class History {
     this.setKinds(this.options.kinds());
   }
 
-  /** The kind select's options: every kind the server offers, and any the URL names. */
+  /** The kind select's options: every kind the server offers, batches, and any kind the URL names. */
   setKinds(kinds) {
     const select = this.form.elements.namedItem("kind");
-    const names = [...new Set([...kinds.map((kind) => kind.name), ...this.filter.kind])].sort();
-    const titles = new Map(kinds.map((kind) => [kind.name, kind.title]));
+    const names = [...new Set([...kinds.map((kind) => kind.name), BATCH, ...this.filter.kind])].sort();
+    const titles = new Map([[BATCH, kindName(BATCH)], ...kinds.map((kind) => [kind.name, kind.title])]);
     select.replaceChildren(
       h("option", { attrs: { value: "" }, text: "All kinds" }),
       ...names.map((name) => h("option", { attrs: { value: name }, text: titles.get(name) || name })),

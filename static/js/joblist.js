@@ -1,7 +1,8 @@
 // The live job list: one <li> per job, created once and updated in place, so
 // focus, selection and screen-reader position survive the frequent updates.
+// A batch is one row with its counts; expanded, it lists its own jobs (static/js/batches.js).
 import { h, setAttr, setText } from "./dom.js";
-import { formatDuration, formatNumber, formatTime, kindName, paramsSummary, STATUS_NAMES } from "./format.js";
+import { BATCH, batchTitle, formatDuration, formatNumber, formatTime, kindName, paramsSummary, STATUS_NAMES } from "./format.js";
 import { renderArtifacts, renderResult } from "./results.js";
 import { FINISHED, UNFINISHED } from "./store.js";
 
@@ -9,7 +10,9 @@ export class JobList {
   /**
    * @param list the <ol> to fill
    * @param options {flowerUrl, onCancel(id), onRetry(id), onChange(count), shows(job) (default: every job),
-   *   mine(job) (default: every job: whether to offer Cancel and Retry)}
+   *   mine(job) (default: every job: whether to offer Cancel and Retry),
+   *   batchJobs(batch, container) (shows a batch's jobs in `container`, live; returns {close(), tick(now)};
+   *   without it a batch cannot be expanded)}
    */
   constructor(list, options) {
     this.list = list;
@@ -30,7 +33,7 @@ export class JobList {
       }
       let view = this.views.get(id);
       if (!view) {
-        view = new JobView(job, this.options);
+        view = job.kind === BATCH ? new BatchView(job, this.options) : new JobView(job, this.options);
         this.views.set(id, view);
       }
       view.update(job);
@@ -45,7 +48,10 @@ export class JobList {
   }
 
   _drop(id) {
-    this.views.get(id)?.el.remove();
+    const view = this.views.get(id);
+    if (!view) return;
+    view.destroy();
+    view.el.remove();
     this.views.delete(id);
   }
 
@@ -74,7 +80,8 @@ export class JobList {
   }
 }
 
-class JobView {
+/** One job's row: its bar, status, outcome and actions. Exported for the rows of a batch's jobs. */
+export class JobView {
   constructor(job, options) {
     this.options = options;
     this.job = job;
@@ -101,17 +108,22 @@ class JobView {
     this.details = h("a", { className: "detail-link", text: "Details", attrs: { href: `/jobs/${encodeURIComponent(job.id)}/` } });
     this.owner = h("span", { className: "job-owner muted" });
     this.meta = h("span", { className: "job-meta muted" });
+    this.statusLine = h("div", { className: "job-status-line" }, h("span", { className: "job-words" }, this.stage, this.message), this.elapsed);
+    this.actions = h("div", { className: "job-actions" }, this.cancelButton, this.retryButton, this.details, this.flower);
 
     this.el = h(
       "li",
       { className: "job card", dataset: { jobId: job.id, kind: job.kind }, attrs: { "aria-labelledby": labelId } },
       h("div", { className: "job-head" }, h("div", { className: "job-title" }, this.title, this.summary), this.badge),
       h("div", { className: "job-progress" }, this.bar, this.percent),
-      h("div", { className: "job-status-line" }, h("span", { className: "job-words" }, this.stage, this.message), this.elapsed),
+      this.statusLine,
       this.detail,
-      h("div", { className: "job-foot" }, h("div", { className: "job-actions" }, this.cancelButton, this.retryButton, this.details, this.flower), this.owner, this.meta),
+      h("div", { className: "job-foot" }, this.actions, this.owner, this.meta),
     );
   }
+
+  /** The row leaves the list. */
+  destroy() {}
 
   update(job) {
     const previous = this.job;
@@ -202,5 +214,88 @@ class JobView {
     const files = renderArtifacts(job.artifacts);
     if (files) this.detail.append(files);
     this.detail.hidden = !this.detail.childElementCount;
+  }
+}
+
+const COUNTED = ["queued", "running", "succeeded", "failed", "cancelled"];
+
+/** A batch's counts (its `batch` field): how many of its jobs are finished, and how many are in each state. */
+export class BatchCounts {
+  constructor() {
+    this.finished = h("li", { className: "batch-finished", dataset: { count: "finished" } });
+    this.counts = new Map(COUNTED.map((status) => [status, h("li", { className: `batch-count count-${status}`, dataset: { count: status } })]));
+    this.el = h("ul", { className: "batch-counts", attrs: { "aria-label": "Jobs of the batch by status" } }, this.finished, ...this.counts.values());
+  }
+
+  update(job) {
+    const counts = job.batch || {};
+    const total = counts.total ?? job.params?.size ?? 0;
+    const finished = (counts.succeeded ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0);
+    setText(this.finished, `${formatNumber(finished)}/${formatNumber(total)} finished`);
+    this.finished.dataset.n = String(finished);
+    for (const [status, item] of this.counts) {
+      const n = counts[status] ?? 0;
+      setText(item, `${formatNumber(n)} ${status}`);
+      item.dataset.n = String(n);
+      item.classList.toggle("zero", n === 0);
+    }
+  }
+}
+
+/** A batch's row: one bar for the whole batch, its counts, and a disclosure button that lists its jobs. */
+class BatchView extends JobView {
+  constructor(job, options) {
+    super(job, options);
+    this.el.classList.add("batch");
+    this.counts = new BatchCounts();
+    this.jobs = null;
+    const boxId = `batch-${job.id}-jobs`;
+    this.toggle = h("button", {
+      className: "secondary batch-toggle",
+      text: "Expand",
+      attrs: { type: "button", "aria-expanded": "false", "aria-controls": boxId },
+      on: { click: () => this.setExpanded(!this.jobs) },
+    });
+    this.toggle.hidden = !options.batchJobs;
+    this.box = h("div", { className: "batch-jobs", attrs: { id: boxId }, hidden: true });
+    this.statusLine.after(this.counts.el);
+    this.actions.prepend(this.toggle);
+    this.el.append(this.box);
+  }
+
+  update(job) {
+    super.update(job);
+    const title = batchTitle(job);
+    setText(this.title, title);
+    this.counts.update(job);
+    setAttr(this.details, "aria-label", `Details of batch ${title}`);
+    setAttr(this.cancelButton, "aria-label", `Cancel batch ${title}`);
+    setAttr(this.retryButton, "aria-label", `Retry batch ${title}`);
+    setAttr(this.toggle, "aria-label", `${this.jobs ? "Collapse" : "Expand"} batch ${title}: its ${formatNumber(job.params?.size ?? 0)} jobs`);
+  }
+
+  /** Expanded, the batch's jobs are listed and followed; collapsed, they are gone and no longer followed. */
+  setExpanded(expanded) {
+    if (expanded === Boolean(this.jobs)) return;
+    if (expanded) {
+      this.jobs = this.options.batchJobs(this.job, this.box);
+    } else {
+      this.jobs.close();
+      this.jobs = null;
+      this.box.replaceChildren();
+    }
+    this.box.hidden = !expanded;
+    setText(this.toggle, expanded ? "Collapse" : "Expand");
+    setAttr(this.toggle, "aria-expanded", String(expanded));
+    this.update(this.job);
+  }
+
+  tick(now) {
+    super.tick(now);
+    this.jobs?.tick(now);
+  }
+
+  destroy() {
+    this.setExpanded(false);
   }
 }

@@ -60,7 +60,7 @@ function onMessage(message) {
       if (statsSeen % REFRESH_LIST_EVERY === 0) everyone.refreshTop();
       break;
     case "job.progress":
-      store.applyProgress(message.job_id, message.seq, message.progress);
+      store.applyProgress(message.job_id, message.seq, message.progress, message.batch);
       break;
     default:
       if (JOB_EVENTS.has(message.type) || message.type === "job.accepted") store.applyJob(message.job);

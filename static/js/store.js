@@ -42,11 +42,11 @@ export class JobStore {
     return true;
   }
 
-  /** The small form of job.progress. A job this page does not know is skipped. */
-  applyProgress(jobId, seq, progress) {
+  /** The small form of job.progress (a batch's carries its counts, `batch`). A job this page does not know is skipped. */
+  applyProgress(jobId, seq, progress, batch) {
     const held = this.jobs.get(jobId);
     if (!held || !(seq > held.seq)) return false;
-    this.jobs.set(jobId, { ...held, seq, progress });
+    this.jobs.set(jobId, batch ? { ...held, seq, progress, batch } : { ...held, seq, progress });
     this._emit([jobId], []);
     return true;
   }

@@ -1,0 +1,381 @@
+// Submitting batches (protocol 1.1 batch.submit) from the dashboard:
+//   - a builder: pick a kind, fill in its own form (forms.js) and "Add to batch" (as many copies as
+//     asked), again for as many jobs as wanted, then start them all side by side (mode "parallel");
+//   - a two-step sequence: process a file (the file.process form, its upload included), then email its
+//     result to an address the user types (email.send, its message made of {{ steps.0.result.KEY }}).
+// The server's invalid_params details name a bad job as jobs.<index>.<field>: each is shown beside the
+// job it names.
+import { announce, h, setAttr, setText } from "./dom.js";
+import { KindForm, slug } from "./forms.js";
+import { formatNumber, kindName, operationName, paramsSummary, uploadNames } from "./format.js";
+
+// A client frame holds at most 64 KiB (shared/protocol.md, "Frames"); leave room for the envelope.
+const MAX_FRAME_BYTES = 64 * 1024 - 256;
+const MAX_COPIES = 1000;
+const JOB_PATH = /^jobs\.(\d+)\.(.+)$/;
+
+/** Words for one detail of a job ("steps", "to.1") under the titles of its kind's fields. */
+function describeField(kinds, kind, path, message) {
+  const [field, ...rest] = path.split(".");
+  const properties = kinds.find((candidate) => candidate.name === kind)?.params_schema?.properties || {};
+  const title = field === "params" || field === "kind" ? "" : properties[field]?.title || field;
+  const within = rest.length && /^\d+$/.test(rest[0]) ? ` (item ${Number(rest[0]) + 1})` : rest.length ? ` (${rest.join(".")})` : "";
+  return title ? `${title}${within}: ${message}` : message;
+}
+
+function frameBytes(message) {
+  return new TextEncoder().encode(JSON.stringify(message)).length;
+}
+
+/** A batch of jobs of any kinds, side by side. */
+export class BatchBuilder {
+  /**
+   * @param submitBatch async ({title, mode, jobs}) → {job} | {error}: sends batch.submit and waits for its answer
+   * @param upload as for KindForm: a file field uploads when its job is added
+   */
+  constructor(submitBatch, upload) {
+    this.submitBatch = submitBatch;
+    this.upload = upload;
+    this.kinds = [];
+    this.forms = new Map(); // kind name → [its Kind object as JSON, its KindForm]
+    this.entries = []; // {kind, params, copies}
+    this.connected = false;
+    this.pending = false;
+
+    this.kindSelect = h("select", { attrs: { id: "batch-kind", name: "kind" }, on: { change: () => this._showForm() } });
+    this.formBox = h("div", { className: "batch-kind-form" });
+    this.copies = h("input", { attrs: { id: "batch-copies", name: "copies", type: "number", inputmode: "numeric", min: 1, max: MAX_COPIES, step: 1, value: 1, "aria-describedby": "batch-copies-error" } });
+    this.copiesField = h(
+      "div",
+      { className: "field batch-copies", dataset: { field: "copies" } },
+      h("label", { attrs: { for: "batch-copies" }, text: "Copies" }),
+      this.copies,
+      h("p", { className: "field-error", attrs: { id: "batch-copies-error" } }),
+    );
+    this.title = h("input", { attrs: { id: "batch-title", name: "title", type: "text", maxlength: 200, autocomplete: "off", "aria-describedby": "batch-title-hint" } });
+    this.count = h("p", { className: "batch-entries-count muted", attrs: { id: "batch-entries-heading", "aria-live": "polite" } });
+    this.list = h("ol", { className: "batch-entries", attrs: { "aria-labelledby": "batch-entries-heading" } });
+    this.error = h("p", { className: "form-error", attrs: { role: "alert" } });
+    this.button = h("button", { className: "primary", attrs: { type: "submit" } });
+    this.submitForm = h(
+      "form",
+      { className: "batch-submit", attrs: { novalidate: true, "aria-label": "Start the batch" } },
+      h(
+        "div",
+        { className: "field" },
+        h("label", { attrs: { for: "batch-title" } }, "Batch title", h("span", { className: "visually-hidden", text: " (optional)" })),
+        this.title,
+        h("p", { className: "hint", attrs: { id: "batch-title-hint" }, text: "Names the batch in the list of jobs." }),
+      ),
+      this.count,
+      this.list,
+      this.error,
+      this.button,
+    );
+    this.submitForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.onSubmit();
+    });
+    this.el = h(
+      "section",
+      { className: "card batch-builder", attrs: { id: "batch-builder", "aria-labelledby": "batch-builder-heading" } },
+      h("h3", { attrs: { id: "batch-builder-heading" }, text: "Batch of jobs" }),
+      h("p", { className: "hint", text: "Add jobs of any kind, then start them together: they run side by side as workers are free." }),
+      h("div", { className: "field" }, h("label", { attrs: { for: "batch-kind" }, text: "Kind of job" }), this.kindSelect),
+      this.formBox,
+      this.submitForm,
+    );
+    this._showEntries();
+  }
+
+  /** The kinds the server offers (kind.list): one choice each; a form being filled in stays when its kind did not change. */
+  setKinds(kinds) {
+    this.kinds = kinds;
+    const current = this.kindSelect.value;
+    this.kindSelect.replaceChildren(...kinds.map((kind) => h("option", { attrs: { value: kind.name }, text: kind.title || kind.name })));
+    if (kinds.some((kind) => kind.name === current)) this.kindSelect.value = current;
+    for (const name of [...this.forms.keys()]) {
+      const kind = kinds.find((candidate) => candidate.name === name);
+      if (!kind || JSON.stringify(kind) !== this.forms.get(name)[0]) this.forms.delete(name);
+    }
+    this._showForm();
+  }
+
+  setConnected(connected) {
+    this.connected = connected;
+    this._updateButton();
+  }
+
+  /** The chosen kind's own form, its button adding to the batch. */
+  _showForm() {
+    const kind = this.kinds.find((candidate) => candidate.name === this.kindSelect.value);
+    if (!kind) {
+      this.formBox.replaceChildren();
+      return;
+    }
+    if (!this.forms.has(kind.name)) {
+      const form = new KindForm(kind, (name, params) => this._add(name, params), this.upload, {
+        idPrefix: `batch-${slug(kind.title || kind.name)}`,
+        submitLabel: "Add to batch",
+        heading: false,
+        check: () => this._checkCopies(),
+      });
+      form.form.classList.remove("card");
+      form.setConnected(true); // adding sends nothing over the socket (a file is uploaded over HTTP)
+      this.forms.set(kind.name, [JSON.stringify(kind), form]);
+    }
+    const form = this.forms.get(kind.name)[1];
+    form.form.insertBefore(this.copiesField, form.formError);
+    this.formBox.replaceChildren(form.form);
+  }
+
+  _checkCopies() {
+    const copies = Number(this.copies.value);
+    const error = this.copiesField.querySelector(".field-error");
+    const fine = Number.isInteger(copies) && copies >= 1 && copies <= MAX_COPIES;
+    setText(error, fine ? "" : `Give a whole number from 1 to ${formatNumber(MAX_COPIES)}.`);
+    this.copiesField.classList.toggle("invalid", !fine);
+    setAttr(this.copies, "aria-invalid", fine ? null : "true");
+    if (!fine) this.copies.focus();
+    return fine;
+  }
+
+  /** The kind form's "submit": the job joins the batch, `copies` times. */
+  async _add(kind, params) {
+    const copies = Number(this.copies.value);
+    this.entries.push({ kind, params, copies });
+    this.copies.value = "1"; // copies are asked for each time, never carried over to the next job
+    this._showEntries();
+    setText(this.error, "");
+    announce(`Added ${copies === 1 ? "a" : formatNumber(copies)} ${kindName(kind)} ${copies === 1 ? "job" : "jobs"} to the batch.`);
+    return { job: null };
+  }
+
+  get size() {
+    return this.entries.reduce((sum, entry) => sum + entry.copies, 0);
+  }
+
+  _showEntries() {
+    const size = this.size;
+    setText(this.count, size ? `${formatNumber(size)} ${size === 1 ? "job" : "jobs"} in this batch` : "No jobs added yet.");
+    this.list.replaceChildren(...this.entries.map((entry, index) => this._entry(entry, index)));
+    this.list.hidden = !this.entries.length;
+    setText(this.button, size ? `Start batch of ${formatNumber(size)} ${size === 1 ? "job" : "jobs"}` : "Start batch");
+    this._updateButton();
+  }
+
+  _entry(entry, index) {
+    const what = `${kindName(entry.kind)}${entry.copies > 1 ? ` × ${formatNumber(entry.copies)}` : ""}`;
+    const remove = h("button", {
+      className: "link batch-entry-remove",
+      text: "Remove",
+      attrs: { type: "button", "aria-label": `Remove ${what} (entry ${index + 1})` },
+      on: { click: () => this._remove(index) },
+    });
+    const errorId = `batch-entry-${index}-error`;
+    return h(
+      "li",
+      { className: "batch-entry", dataset: { index }, attrs: { tabindex: -1, "aria-describedby": errorId } },
+      h("span", { className: "batch-entry-text" }, h("strong", { text: what }), " ", h("span", { className: "muted", text: paramsSummary(entry.kind, entry.params) })),
+      remove,
+      h("p", { className: "field-error batch-entry-error", attrs: { id: errorId } }),
+    );
+  }
+
+  _remove(index) {
+    this.entries.splice(index, 1);
+    this._showEntries();
+    (this.list.querySelector(`[data-index="${Math.min(index, this.entries.length - 1)}"] button`) || this.kindSelect).focus();
+  }
+
+  _updateButton() {
+    this.button.disabled = this.pending || !this.connected || !this.entries.length;
+  }
+
+  async onSubmit() {
+    if (this.pending || !this.connected || !this.entries.length) return;
+    const jobs = this.entries.flatMap((entry) => Array.from({ length: entry.copies }, () => ({ kind: entry.kind, params: entry.params })));
+    const batch = { title: this.title.value.trim(), mode: "parallel", jobs };
+    this._clearErrors();
+    const bytes = frameBytes({ type: "batch.submit", request_id: "x".repeat(64), ...batch });
+    if (bytes > MAX_FRAME_BYTES) {
+      setText(this.error, `This batch is too large to send at once (${formatNumber(Math.ceil(bytes / 1024))} KB of at most 64 KB): remove some jobs or copies.`);
+      return;
+    }
+    this.pending = true;
+    this.submitForm.setAttribute("aria-busy", "true");
+    this._updateButton();
+    try {
+      const answer = await this.submitBatch(batch);
+      if (answer.error) {
+        this._showError(answer.error);
+      } else {
+        this.entries = [];
+        this.title.value = "";
+        this._showEntries();
+      }
+    } finally {
+      this.pending = false;
+      this.submitForm.setAttribute("aria-busy", "false");
+      this._updateButton();
+    }
+  }
+
+  /** Job `index` of the batch sent: the entry it is a copy of. */
+  _entryOf(index) {
+    let end = 0;
+    for (const [position, entry] of this.entries.entries()) {
+      end += entry.copies;
+      if (index < end) return position;
+    }
+    return -1;
+  }
+
+  /** jobs.<i>.<field> beside the entry of job i (copies of one entry share their errors); the rest above the button. */
+  _showError(error) {
+    const byEntry = new Map();
+    const other = [];
+    for (const [path, message] of Object.entries(error.details || {})) {
+      const match = JOB_PATH.exec(path);
+      const entry = match ? this._entryOf(Number(match[1])) : -1;
+      if (entry < 0) {
+        other.push(message);
+        continue;
+      }
+      const described = describeField(this.kinds, this.entries[entry].kind, match[2], message);
+      const copy = this.entries[entry].copies > 1 ? `Job ${formatNumber(Number(match[1]) + 1)}: ` : "";
+      if (!byEntry.has(entry)) byEntry.set(entry, `${copy}${described}`);
+    }
+    for (const [entry, message] of byEntry) {
+      const item = this.list.querySelector(`[data-index="${entry}"]`);
+      item.classList.add("invalid");
+      setText(item.querySelector(".batch-entry-error"), message);
+    }
+    let text = [error.message, ...other].filter(Boolean).join(" ");
+    if (error.code === "rate_limited" && error.details?.retry_after) text = `${error.message} Try again in ${Math.ceil(error.details.retry_after)} s.`;
+    setText(this.error, text);
+    this.list.querySelector(".batch-entry.invalid")?.focus();
+  }
+
+  _clearErrors() {
+    setText(this.error, "");
+    for (const item of this.list.querySelectorAll(".batch-entry")) {
+      item.classList.remove("invalid");
+      setText(item.querySelector(".batch-entry-error"), "");
+    }
+  }
+}
+
+// What the email of the sequence says of each operation's result: real keys of file.process's results
+// (tasks/kinds/file_process.py; shared/protocol.md "Job kinds"), filled in by the server when the email
+// step starts. Objects and lists come as JSON.
+const RESULT_LINES = {
+  checksum: [["SHA-256", "sha256"], ["MD5", "md5"], ["Size in bytes", "size"]],
+  "csv.summary": [["Rows", "rows"], ["Columns", "columns"]],
+  "text.stats": [["Lines", "lines"], ["Words", "words"], ["Characters", "chars"], ["Most frequent words", "top_words"]],
+};
+const LINE_BREAKS = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+/g;
+
+/** The email step's message for `operation` over the file `name`: a line per result key. */
+export function resultEmail(operation, name) {
+  const lines = (RESULT_LINES[operation] || []).map(([label, key]) => `${label}: {{ steps.0.result.${key} }}`);
+  return `${operationName(operation)} of ${name}:\n\n${lines.join("\n")}\n`;
+}
+
+/** "Process a file, then email me its result": a sequence of file.process and email.send. */
+export class FileThenEmail {
+  /** @param submitBatch, upload: as for BatchBuilder */
+  constructor(submitBatch, upload) {
+    this.submitBatch = submitBatch;
+    this.upload = upload;
+    this.form = null;
+    this.described = "";
+    this.connected = false;
+    this.email = h("input", {
+      attrs: { id: "sequence-email", name: "email", type: "email", autocomplete: "email", required: true, spellcheck: "false", "aria-describedby": "sequence-email-hint sequence-email-error" },
+    });
+    this.emailField = h(
+      "div",
+      { className: "field", dataset: { field: "email" } },
+      h("label", { attrs: { for: "sequence-email" }, text: "Email the result to" }),
+      this.email,
+      h("p", { className: "hint", attrs: { id: "sequence-email-hint" } }),
+      h("p", { className: "field-error", attrs: { id: "sequence-email-error" } }),
+    );
+    this.el = h("div", { className: "sequence-box", hidden: true });
+  }
+
+  /** Shown when the server offers both kinds; built from file.process's own form. */
+  setKinds(kinds) {
+    const file = kinds.find((kind) => kind.name === "file.process");
+    const offered = Boolean(file) && kinds.some((kind) => kind.name === "email.send");
+    this.el.hidden = !offered;
+    if (!offered) return;
+    const described = JSON.stringify(file);
+    if (described === this.described) return;
+    this.described = described;
+    this.form = new KindForm(file, (kind, params) => this._send(params), this.upload, {
+      idPrefix: "sequence",
+      submitLabel: "Process, then email me",
+      heading: "Process a file, then email me its result",
+      description: "Two steps, one after the other: the file is processed, then its result is emailed to you.",
+      check: () => this._checkEmail(),
+    });
+    this.form.form.classList.add("sequence-form");
+    this.form.form.insertBefore(this.emailField, this.form.formError);
+    this.form.form.addEventListener("change", () => this._showHint());
+    this.form.setConnected(this.connected);
+    this.el.replaceChildren(this.form.form);
+    this._showHint();
+  }
+
+  setConnected(connected) {
+    this.connected = connected;
+    this.form?.setConnected(connected);
+  }
+
+  get operation() {
+    return this.form?.form.querySelector("select[name=operation]")?.value || "";
+  }
+
+  _showHint() {
+    const keys = (RESULT_LINES[this.operation] || []).map(([label]) => label);
+    setText(this.emailField.querySelector(".hint"), keys.length ? `The email lists: ${keys.join(", ")}.` : "");
+  }
+
+  _emailError(message) {
+    setText(this.emailField.querySelector(".field-error"), message);
+    this.emailField.classList.toggle("invalid", Boolean(message));
+    setAttr(this.email, "aria-invalid", message ? "true" : null);
+  }
+
+  _checkEmail() {
+    this._emailError("");
+    if (this.email.value.trim() && this.email.checkValidity()) return true;
+    this._emailError(this.email.value.trim() ? "Enter an address like name@example.com." : "Enter the address to send the result to.");
+    this.email.focus();
+    return false;
+  }
+
+  /** The file form's params (its file uploaded): the sequence is file.process, then email.send of its result. */
+  async _send(params) {
+    const name = (uploadNames.get(params.upload_id) || "your file").replace(LINE_BREAKS, " ");
+    const what = `${operationName(params.operation)} of ${name}`;
+    const jobs = [
+      { kind: "file.process", params },
+      { kind: "email.send", params: { to: [this.email.value.trim()], subject: what.slice(0, 200), body: resultEmail(params.operation, name) } },
+    ];
+    const answer = await this.submitBatch({ title: `${what}, then email`.slice(0, 200), mode: "sequence", jobs });
+    if (!answer.error) return answer;
+    // The file step's details beside the file form's own fields; the email step's address beside it; the
+    // rest (the subject or message made here) above the button.
+    const details = {};
+    for (const [path, message] of Object.entries(answer.error.details || {})) {
+      const match = JOB_PATH.exec(path);
+      if (match?.[1] === "0") details[match[2]] = message;
+      else if (match?.[1] === "1" && match[2].split(".")[0] === "to") this._emailError(message);
+      else details[path] = message;
+    }
+    return { error: { ...answer.error, details } };
+  }
+}
