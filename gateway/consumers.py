@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,8 @@ from transport.publisher import publisher
 logger = logging.getLogger(__name__)
 
 MAX_FOLLOWED = 20  # jobs whose logs one connection follows at once, and batches it follows
+# Work a socket started and does not wait for (handing out a batch's children); it outlives the socket.
+_BACKGROUND: set[asyncio.Future[Any]] = set()
 
 
 @dataclass
@@ -244,8 +246,10 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         job, created = await sync_to_async(_submit_batch, thread_sensitive=False)(self.user, message, jobs)
         await self.send(text_data=frames.accepted(message.request_id, job))
         if created:
-            # Handed out after the answer: sending 10,000 tasks must not hold job.accepted back.
-            await sync_to_async(_closing(batches.start), thread_sensitive=False)(uuid.UUID(job["id"]))
+            # Handed out after the answer, and not awaited: sending 10,000 tasks (about 1 ms each) must hold
+            # back neither job.accepted nor this socket's next messages.
+            start = sync_to_async(_closing(batches.start), thread_sensitive=False)(uuid.UUID(job["id"]))
+            self._background(start)
 
     def _batch_parts(self, message: BatchSubmit) -> list[tuple[str, dict[str, Any]]]:
         """Every job of the batch so far, this frame's included; a part that does not follow on is refused."""
@@ -439,6 +443,12 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     # --- helpers ---------------------------------------------------------------------------------
 
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` beside this socket's messages; kept referenced until done (the loop holds tasks weakly)."""
+        task = asyncio.ensure_future(work)
+        _BACKGROUND.add(task)
+        task.add_done_callback(_finished_in_background)
+
     async def _send_counted(self, build: Callable[..., str], *args: Any) -> None:
         """Send a notification frame with the unread count read now, after every earlier commit."""
         try:
@@ -488,6 +498,13 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
 
 protocol.check_handlers(JobsConsumer)
+
+
+def _finished_in_background(task: asyncio.Future[Any]) -> None:
+    _BACKGROUND.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        # The batch's children stay queued in the database: the reconciler hands them out.
+        logger.error("background work of a socket failed", exc_info=task.exception())
 
 
 # --- database work, each one trip to Channels' database thread ------------------------------------

@@ -260,7 +260,8 @@ def child_moved(sender: Any, job: Job, old: str, **fields: Any) -> None:
     counts = Batch.objects.get(pk=batch_id)
     if job.status == JobStatus.QUEUED and old in FINISHED:
         _reopen(batch_id, counts)
-    elif job.status == JobStatus.RUNNING:
+    elif job.status == JobStatus.RUNNING and Job.objects.filter(pk=batch_id, status=JobStatus.QUEUED).exists():
+        # Only the first child to start moves the batch (a plain read first: the others need no lock on it).
         _start(batch_id, counts)
     if counts.finished >= counts.total:
         _finish(batch_id, counts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -21,6 +22,15 @@ def submit(n: int, mode: str = "parallel", request_id: str = "batch-1", **extra:
     return {"type": "batch.submit", "request_id": request_id, "title": "Nightly", "mode": mode, "jobs": jobs, **extra}
 
 
+async def tasks_sent(sent_tasks: SentTasks, n: int) -> None:
+    """The children are handed out after the answer, beside the socket: wait for them (and no more)."""
+    async with asyncio.timeout(5):
+        while len(sent_tasks) < n:  # noqa: ASYNC110 (a list another thread appends to: nothing to wait on)
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert len(sent_tasks) == n
+
+
 async def jobs_in_db() -> int:
     count: int = await database_sync_to_async(Job.objects.count)()
     return count
@@ -38,7 +48,8 @@ async def test_a_batch_is_accepted_as_one_job_with_its_counts(user: User, sent_t
         queued = await socket.receive()
         assert queued["type"] == "job.queued" and queued["job"]["id"] == batch["id"]
         assert await socket.nothing_more()  # the children's own events go only to followers
-    assert len(sent_tasks) == 3 and await jobs_in_db() == 4
+    await tasks_sent(sent_tasks, 3)
+    assert await jobs_in_db() == 4
 
 
 async def test_a_bad_child_refuses_the_whole_batch_naming_it(user: User) -> None:
@@ -82,7 +93,9 @@ async def test_a_large_batch_comes_in_parts_and_is_made_when_the_last_arrives(
         assert part["received"] == 5
         accepted = await socket.request({**submit(1), "offset": 5})
         assert accepted["type"] == "job.accepted" and accepted["job"]["batch"]["total"] == 6
-    assert len(sent_tasks) == 6 and await jobs_in_db() == 7
+        await socket.receive_until("job.queued")
+        await tasks_sent(sent_tasks, 6)
+    assert await jobs_in_db() == 7
 
 
 async def test_a_part_that_does_not_follow_on_is_refused_and_nothing_is_made(user: User, settings: Settings) -> None:

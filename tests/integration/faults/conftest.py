@@ -67,6 +67,13 @@ class FaultStack:
         stack.wait_until(lambda: self.worker_answers(name), name, timeout=60, process=worker)
         return worker
 
+    def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        """Stop a worker as a deploy does (SIGTERM, a warm shutdown) and forget it: the tests after use
+        `workers[-1]`, the last one started that still runs."""
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+        self.workers.remove(worker)
+
     def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
         """SIGKILL the worker and its pool processes at once, as a crashed machine would."""
         os.killpg(worker.pid, signal.SIGKILL)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 from typing import Any
 
@@ -46,9 +44,7 @@ async def test_2000_children_from_four_processes_leave_exact_counters(fault_stac
         batch = await wait_for_job(batch_id, lambda job: job.is_finished)
     finally:
         for worker in extra:
-            os.killpg(worker.pid, signal.SIGTERM)
-        for worker in extra:
-            await asyncio.to_thread(worker.wait, 60)
+            await asyncio.to_thread(fault_stack.stop_worker, worker)
     assert batch.status == JobStatus.SUCCEEDED, batch.error
     await database_sync_to_async(batch_is_exact)(batch_id)
     assert frames[-1]["job"]["batch"]["succeeded"] == CHILDREN
