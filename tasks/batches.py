@@ -33,17 +33,16 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Count, F, Field, Model
+from django.db import transaction
+from django.db.models import Count, F
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
-from tasks import events, history, kinds, transitions
+from tasks import bulk, events, history, kinds, transitions
 from tasks.errors import InvalidParams, ServiceError
 from tasks.models import (
     BATCH_KIND,
@@ -158,48 +157,11 @@ def create(owner_id: int, request_id: str, title: str, mode: str, children: list
     batch.batch_counts = Batch.objects.create(job=batch, mode=mode, total=size, queued=size)
     parallel = mode == BatchMode.PARALLEL
     rows = [_child(batch, position, kind, params, parallel) for position, (kind, params) in enumerate(children)]
-    insert(Job, rows)
+    bulk.insert(Job, rows)
     firsts = [{"job_id": row["id"], "seq": 1, "event": "job.accepted", "at": now} for row in rows]
     queued = [{"job_id": row["id"], "seq": 2, "event": "job.queued", "at": now} for row in rows if parallel]
-    insert(JobEvent, firsts + queued)
+    bulk.insert(JobEvent, firsts + queued)
     return batch
-
-
-def insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
-    """Insert new rows of one model at once, given as {attname: value}; the other fields get their defaults.
-
-    On PostgreSQL with COPY, the values passed as they are (psycopg adapts
-    them; JSON is wrapped): bulk_create binds every value through its field on
-    the client, which for 10,000 children of 24 columns took seconds.
-    Elsewhere, bulk_create. Rows with an auto id get none back.
-    """
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create([model(**row) for row in rows], batch_size=1000)
-        return
-    now = timezone.now()
-    # An auto id (db_returning) is the database's to give.
-    fields = [field for field in model._meta.concrete_fields if not field.db_returning]
-    defaults = {field.attname: _adapt(_default(field, now)) for field in fields}
-    names = [field.attname for field in fields]
-    database = connections[DEFAULT_DB_ALIAS]
-    columns = ", ".join(database.ops.quote_name(str(field.column)) for field in fields)
-    with database.cursor() as cursor:
-        copy_sql = f"COPY {database.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
-        with cursor.cursor.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row([_adapt(row[name]) if name in row else defaults[name] for name in names])
-
-
-def _default(field: Field[Any, Any], now: datetime) -> Any:
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return now
-    return field.get_default()
-
-
-def _adapt(value: Any) -> Any:
-    return Jsonb(value) if isinstance(value, dict | list) else value
 
 
 def _child(batch: Job, position: int, kind: str, params: dict[str, Any], parallel: bool) -> dict[str, Any]:
