@@ -4,14 +4,18 @@
 //   - a two-step sequence: process a file (the file.process form, its upload included), then email its
 //     result to an address the user types (email.send, its message made of {{ steps.0.result.KEY }}).
 // The server's invalid_params details name a bad job as jobs.<index>.<field>: each is shown beside the
-// job it names.
+// job it names. A batch too large for one frame goes in parts (docs/protocol.md, "Extension: a batch in
+// parts"), one after another, each once the server has answered the one before.
 import { announce, h, setAttr, setText } from "./dom.js";
 import { KindForm, slug } from "./forms.js";
 import { formatNumber, kindName, operationName, paramsSummary, uploadNames } from "./format.js";
+import { requestId } from "./requests.js";
 
-// A client frame holds at most 64 KiB (shared/protocol.md, "Frames"); leave room for the envelope.
-const MAX_FRAME_BYTES = 64 * 1024 - 256;
-const MAX_COPIES = 1000;
+// A client frame holds at most 64 KiB, measured in UTF-8 bytes (docs/protocol.md, "Frames").
+const MAX_FRAME_BYTES = 64 * 1024;
+// A parallel batch holds 1 to 10,000 jobs (docs/protocol.md, "Batches and sequences").
+const MAX_BATCH = 10_000;
+const MAX_COPIES = MAX_BATCH;
 const JOB_PATH = /^jobs\.(\d+)\.(.+)$/;
 
 /** Words for one detail of a job ("steps", "to.1") under the titles of its kind's fields. */
@@ -23,14 +27,42 @@ function describeField(kinds, kind, path, message) {
   return title ? `${title}${within}: ${message}` : message;
 }
 
+/** The message's size as the socket sends it (JSON.stringify), in UTF-8 bytes, as the server measures frames. */
 function frameBytes(message) {
   return new TextEncoder().encode(JSON.stringify(message)).length;
+}
+
+/**
+ * The part of `batch` (its request_id, title, mode and jobs) that starts at job `offset`: as many jobs
+ * as one frame holds, with `offset`, and `"continues": true` unless it holds the last job. `sizes`:
+ * each job's bytes as JSON. Null when job `offset` alone does not fit in a frame.
+ */
+function batchPart(batch, sizes, offset) {
+  const { request_id, title, mode, jobs } = batch;
+  let bytes = frameBytes({ type: "batch.submit", request_id, title, mode, jobs: [], offset, continues: true });
+  let end = offset;
+  while (end < jobs.length) {
+    const more = sizes[end] + (end > offset ? 1 : 0); // and the comma before it
+    if (bytes + more > MAX_FRAME_BYTES) break;
+    bytes += more;
+    end += 1;
+  }
+  if (end === offset) return null;
+  const part = { request_id, title, mode, jobs: jobs.slice(offset, end), offset };
+  if (end < jobs.length) part.continues = true;
+  return part;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => window.setTimeout(resolve, ms));
 }
 
 /** A batch of jobs of any kinds, side by side. */
 export class BatchBuilder {
   /**
-   * @param submitBatch async ({title, mode, jobs}) → {job} | {error}: sends batch.submit and waits for its answer
+   * @param submitBatch async ({title, mode, jobs, request_id}) → {job} | {error}: sends batch.submit and waits
+   *   for its answer; a part (with `offset` and maybe `continues`) → {received} | {job} | {error}, and it is
+   *   not sent again after a reconnect
    * @param upload as for KindForm: a file field uploads when its job is added
    */
   constructor(submitBatch, upload) {
@@ -40,7 +72,9 @@ export class BatchBuilder {
     this.forms = new Map(); // kind name → [its Kind object as JSON, its KindForm]
     this.entries = []; // {kind, params, copies}
     this.connected = false;
+    this.connections = 0; // live connections so far: a batch in parts starts over on a new one
     this.pending = false;
+    this.sending = null; // while a batch goes in parts: how far it got, instead of the count of jobs
 
     this.kindSelect = h("select", { attrs: { id: "batch-kind", name: "kind" }, on: { change: () => this._showForm() } });
     this.formBox = h("div", { className: "batch-kind-form" });
@@ -102,6 +136,7 @@ export class BatchBuilder {
   }
 
   setConnected(connected) {
+    if (connected && !this.connected) this.connections += 1;
     this.connected = connected;
     this._updateButton();
   }
@@ -157,11 +192,17 @@ export class BatchBuilder {
 
   _showEntries() {
     const size = this.size;
-    setText(this.count, size ? `${formatNumber(size)} ${size === 1 ? "job" : "jobs"} in this batch` : "No jobs added yet.");
+    this._showCount();
     this.list.replaceChildren(...this.entries.map((entry, index) => this._entry(entry, index)));
     this.list.hidden = !this.entries.length;
     setText(this.button, size ? `Start batch of ${formatNumber(size)} ${size === 1 ? "job" : "jobs"}` : "Start batch");
     this._updateButton();
+  }
+
+  /** How many jobs the batch holds; while a batch goes in parts, how far it got. */
+  _showCount() {
+    const size = this.size;
+    setText(this.count, this.sending ?? (size ? `${formatNumber(size)} ${size === 1 ? "job" : "jobs"} in this batch` : "No jobs added yet."));
   }
 
   _entry(entry, index) {
@@ -194,50 +235,105 @@ export class BatchBuilder {
 
   async onSubmit() {
     if (this.pending || !this.connected || !this.entries.length) return;
-    const jobs = this.entries.flatMap((entry) => Array.from({ length: entry.copies }, () => ({ kind: entry.kind, params: entry.params })));
-    const batch = { title: this.title.value.trim(), mode: "parallel", jobs };
+    // The entries sent: jobs may be added or removed while a batch in parts goes.
+    const entries = [...this.entries];
+    const jobs = entries.flatMap((entry) => Array.from({ length: entry.copies }, () => ({ kind: entry.kind, params: entry.params })));
+    const batch = { request_id: requestId(), title: this.title.value.trim(), mode: "parallel", jobs };
     this._clearErrors();
-    const bytes = frameBytes({ type: "batch.submit", request_id: "x".repeat(64), ...batch });
-    if (bytes > MAX_FRAME_BYTES) {
-      setText(this.error, `This batch is too large to send at once (${formatNumber(Math.ceil(bytes / 1024))} KB of at most 64 KB): remove some jobs or copies.`);
+    if (jobs.length > MAX_BATCH) {
+      setText(this.error, `A batch holds at most ${formatNumber(MAX_BATCH)} jobs: remove some jobs or copies.`);
       return;
     }
+    // One frame when it holds the whole batch; otherwise parts, each job in one of them.
+    const whole = frameBytes({ type: "batch.submit", ...batch }) <= MAX_FRAME_BYTES;
+    const entrySizes = whole ? [] : entries.map((entry) => frameBytes({ kind: entry.kind, params: entry.params }));
+    const room = MAX_FRAME_BYTES - frameBytes({ type: "batch.submit", ...batch, jobs: [], offset: jobs.length, continues: true });
+    const tooLarge = entrySizes.findIndex((size) => size > room);
+    if (tooLarge >= 0) {
+      const kb = formatNumber(Math.ceil(entrySizes[tooLarge] / 1024));
+      setText(this.error, `One ${kindName(entries[tooLarge].kind)} job of this batch is too large to send (${kb} KB of at most 64 KB): remove it.`);
+      return;
+    }
+    const sizes = whole ? [] : entries.flatMap((entry, index) => Array(entry.copies).fill(entrySizes[index]));
     this.pending = true;
     this.submitForm.setAttribute("aria-busy", "true");
     this._updateButton();
     try {
-      const answer = await this.submitBatch(batch);
+      const answer = whole ? await this.submitBatch(batch) : await this._sendInParts(batch, sizes);
       if (answer.error) {
-        this._showError(answer.error);
+        this._showError(answer.error, entries);
       } else {
-        this.entries = [];
+        this.entries = this.entries.filter((entry) => !entries.includes(entry));
         this.title.value = "";
         this._showEntries();
       }
     } finally {
       this.pending = false;
+      this.sending = null;
+      this._showCount();
       this.submitForm.setAttribute("aria-busy", "false");
       this._updateButton();
     }
   }
 
-  /** Job `index` of the batch sent: the entry it is a copy of. */
-  _entryOf(index) {
+  /**
+   * The batch in parts with its one request_id: each part once the one before it is received (its
+   * batch.part answer says from where the next starts). After a reconnect the server has dropped what it
+   * received: the batch starts over from its first job (the request_id never makes a second batch). A
+   * part refused for the rate goes again after the wait the server asks for. Resolves with the last
+   * part's answer ({job} or {error}), or the error of any part.
+   */
+  async _sendInParts(batch, sizes) {
+    const total = batch.jobs.length;
+    let connection = this.connections;
+    let offset = 0;
+    for (;;) {
+      if (this.connections !== connection) {
+        connection = this.connections;
+        offset = 0;
+      }
+      const part = batchPart(batch, sizes, offset);
+      if (!part) return { error: { code: "too_large", message: "A job of this batch is too large to send: remove it." } };
+      const upTo = offset + part.jobs.length;
+      this._progress(`Sending ${formatNumber(upTo)} of ${formatNumber(total)} jobs…`);
+      const answer = await this.submitBatch(part);
+      if (this.connections !== connection) continue; // the answer was lost with its connection
+      if (answer.error?.code === "rate_limited") {
+        const wait = Math.max(Number(answer.error.details?.retry_after) || 1, 0.1);
+        this._progress(`Sending ${formatNumber(upTo)} of ${formatNumber(total)} jobs… (waiting ${formatNumber(Math.ceil(wait))} s: too many requests)`);
+        await sleep(wait * 1000);
+        continue;
+      }
+      if (answer.received === undefined) return answer;
+      if (!Number.isInteger(answer.received) || answer.received <= offset || answer.received >= total) {
+        return { error: { code: "internal", message: `The server answered a part of the batch oddly (received ${answer.received} after ${upTo} jobs were sent); try again.` } };
+      }
+      offset = answer.received;
+    }
+  }
+
+  _progress(text) {
+    this.sending = text;
+    this._showCount();
+  }
+
+  /** Job `index` of the batch sent (made of `entries`): the entry it is a copy of, if it is still listed. */
+  _entryOf(index, entries) {
     let end = 0;
-    for (const [position, entry] of this.entries.entries()) {
+    for (const entry of entries) {
       end += entry.copies;
-      if (index < end) return position;
+      if (index < end) return this.entries.indexOf(entry);
     }
     return -1;
   }
 
   /** jobs.<i>.<field> beside the entry of job i (copies of one entry share their errors); the rest above the button. */
-  _showError(error) {
+  _showError(error, entries = this.entries) {
     const byEntry = new Map();
     const other = [];
     for (const [path, message] of Object.entries(error.details || {})) {
       const match = JOB_PATH.exec(path);
-      const entry = match ? this._entryOf(Number(match[1])) : -1;
+      const entry = match ? this._entryOf(Number(match[1]), entries) : -1;
       if (entry < 0) {
         other.push(message);
         continue;

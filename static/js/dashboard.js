@@ -88,9 +88,14 @@ async function submit(kind, params) {
   return reply.type === "error" ? { error: reply } : { job: reply.job };
 }
 
-/** Send batch.submit ({title, mode, jobs}); resolves like submit(). */
+/**
+ * Send batch.submit ({title, mode, jobs}, and request_id when the caller chose it); resolves like submit().
+ * A part of a batch sent in parts (batchforms.js: with `offset`) resolves with {received} on batch.part,
+ * and is never sent again after a reconnect: the server dropped the parts, so the batch starts over.
+ */
 async function submitBatch(batch) {
-  const reply = await requests.send({ type: "batch.submit", ...batch });
+  const reply = await requests.send({ type: "batch.submit", ...batch }, { resend: batch.offset === undefined });
+  if (reply.type === "batch.part") return { received: reply.received };
   return reply.type === "error" ? { error: reply } : { job: reply.job };
 }
 

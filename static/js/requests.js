@@ -16,9 +16,9 @@ export class Requests {
     this.pending = new Map();
   }
 
-  /** Send `message` with a request_id; resolves with its reply (an `error` reply included). */
+  /** Send `message` with a request_id (a fresh one unless it has its own); resolves with its reply (an `error` reply included). */
   send(message, { resend = true } = {}) {
-    const sent = { ...message, request_id: requestId() };
+    const sent = { ...message, request_id: message.request_id || requestId() };
     return new Promise((resolve) => {
       this.pending.set(sent.request_id, { message: sent, resolve, resend });
       this.socket.send(sent);

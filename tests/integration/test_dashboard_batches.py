@@ -1,6 +1,7 @@
 """Batches and sequences in a real browser: built and started from the dashboard, one row each with live
 counts, expanded into their own jobs (followed only while expanded), cancelled and retried as a whole, a
-file processed and its result emailed as a two-step sequence, their pages, and the history's kind filter."""
+batch too large for one frame sent in parts, a file processed and its result emailed as a two-step
+sequence, their pages, and the history's kind filter."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ pytest_plugins = ["tests.integration.browser"]
 pytestmark = BROWSER_TESTS
 
 TEXT = b"the cat and the hat and the bat\n"
+MAX_FRAME_BYTES = 64 * 1024  # what the server reads of a frame, in UTF-8 bytes (docs/protocol.md, "Frames")
 
 
 class Frames:
@@ -28,16 +30,24 @@ class Frames:
 
     def __init__(self, page: Page) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.sent_bytes: list[int] = []  # the size of each frame of `sent`, in UTF-8 bytes
         self.received: list[dict[str, Any]] = []
+        self.both: list[tuple[str, dict[str, Any]]] = []  # ("sent" or "received", the frame), in order
         self.came = asyncio.Event()
         page.on("websocket", self._watch)
 
     def _watch(self, socket: WebSocket) -> None:
-        socket.on("framesent", lambda payload: self._add(self.sent, payload))
-        socket.on("framereceived", lambda payload: self._add(self.received, payload))
+        socket.on("framesent", lambda payload: self._sent(payload))
+        socket.on("framereceived", lambda payload: self._add("received", self.received, payload))
 
-    def _add(self, frames: list[dict[str, Any]], payload: str | bytes) -> None:
-        frames.append(json.loads(payload))
+    def _sent(self, payload: str | bytes) -> None:
+        self.sent_bytes.append(len(payload.encode() if isinstance(payload, str) else payload))
+        self._add("sent", self.sent, payload)
+
+    def _add(self, way: str, frames: list[dict[str, Any]], payload: str | bytes) -> None:
+        frame = json.loads(payload)
+        frames.append(frame)
+        self.both.append((way, frame))
         self.came.set()
 
     async def wait(self, index: Callable[[], int], timeout: float = 10) -> int:
@@ -51,16 +61,27 @@ class Frames:
     def sent_of(self, kind: str) -> list[dict[str, Any]]:
         return [frame for frame in self.sent if frame.get("type") == kind]
 
+    def received_of(self, kind: str, request_id: str) -> list[dict[str, Any]]:
+        return [frame for frame in self.received if frame.get("type") == kind and frame.get("request_id") == request_id]
+
     def index_sent(self, wanted: dict[str, Any]) -> int:
         """The index of the first frame sent that has every field of `wanted`; -1 when none."""
-        for index, frame in enumerate(self.sent):
-            if all(frame.get(key) == value for key, value in wanted.items()):
-                return index
-        return -1
+        return first_with(self.sent, wanted)
+
+    def index_received(self, wanted: dict[str, Any]) -> int:
+        """The index of the first frame received that has every field of `wanted`; -1 when none."""
+        return first_with(self.received, wanted)
 
     def children_received_since(self, start: int, batch_id: str) -> list[dict[str, Any]]:
         """The events of the batch's own jobs received from index `start` on."""
         return [frame for frame in self.received[start:] if parent_of(frame) == batch_id]
+
+
+def first_with(frames: list[dict[str, Any]], wanted: dict[str, Any]) -> int:
+    for index, frame in enumerate(frames):
+        if all(frame.get(key) == value for key, value in wanted.items()):
+            return index
+    return -1
 
 
 def parent_of(frame: dict[str, Any]) -> str | None:
@@ -85,7 +106,7 @@ async def start_batch(dashboard: Dashboard, title: str, size: int) -> Locator:
     builder = dashboard.page.locator("#batch-builder")
     before = await dashboard.jobs.count()
     await builder.get_by_label("Batch title").fill(title)
-    await builder.get_by_role("button", name=f"Start batch of {size} jobs").click()
+    await builder.get_by_role("button", name=f"Start batch of {size:,} jobs").click()
     return await dashboard.newest_job(before)
 
 
@@ -215,6 +236,70 @@ async def test_a_batch_cancelled_while_running_cancels_its_jobs_and_its_retry_ru
     for job in await jobs_of(batch).all():
         await expect(job).to_have_attribute("data-status", "succeeded")
         await expect(job.locator(".job-meta")).to_contain_text("attempt 2")
+
+
+# Every text the builder's status line shows from now on, kept in the page (parts can go faster than a poll).
+WATCH_BUILDER_STATUS = """() => {
+    const line = document.querySelector("#batch-builder .batch-entries-count");
+    window.builderStatus = [];
+    new MutationObserver(() => window.builderStatus.push(line.textContent))
+        .observe(line, { childList: true, characterData: true, subtree: true });
+}"""
+
+
+async def test_a_batch_too_large_for_one_frame_goes_in_parts_and_is_accepted_whole(
+    dashboard: Dashboard, user: User
+) -> None:
+    frames = Frames(dashboard.page)
+    await dashboard.log_in(user.username)
+    page = dashboard.page
+    builder = page.locator("#batch-builder")
+    await add_countdowns(dashboard, steps=1, interval_ms=0, copies=3000)
+    await expect(builder.locator(".batch-entries-count")).to_have_text("3,000 jobs in this batch")
+    await page.evaluate(WATCH_BUILDER_STATUS)
+    batch = await start_batch(dashboard, "Three thousand countdowns", 3000)
+    batch_id = await batch.get_attribute("data-job-id")
+    assert batch_id
+
+    # One batch of 3,000, accepted whole: its row counts all of them.
+    await expect(batch.locator(".job-params")).to_have_text("Batch of 3,000 jobs, side by side")
+    await expect(count(batch, "finished")).to_have_text(re.compile(r"^[\d,]+/3,000 finished$"))
+    await expect(builder.locator(".batch-entries-count")).to_have_text("No jobs added yet.")
+
+    # About 80 bytes a job as JSON, 240 KB in all: sent in parts of at most 64 KiB with one request_id,
+    # each from the offset the server's batch.part answer to the part before gave.
+    await frames.wait(lambda: frames.index_sent({"type": "batch.submit"}))
+    request_id = frames.sent_of("batch.submit")[0]["request_id"]
+    await frames.wait(lambda: frames.index_received({"type": "job.accepted", "request_id": request_id}))
+    parts = frames.sent_of("batch.submit")
+    assert len(parts) > 1, "a batch too large for one frame is sent in parts"
+    (accepted,) = frames.received_of("job.accepted", request_id)
+    assert accepted["job"]["id"] == batch_id
+    assert accepted["job"]["batch"]["total"] == 3000
+    answers = frames.received_of("batch.part", request_id)
+    assert [part["request_id"] for part in parts] == [request_id] * len(parts)
+    assert [part["offset"] for part in parts] == [0] + [answer["received"] for answer in answers]
+    assert [part.get("continues") for part in parts] == [True] * (len(parts) - 1) + [None]
+    ends = [part["offset"] + len(part["jobs"]) for part in parts]
+    assert ends == [answer["received"] for answer in answers] + [3000]
+    assert {job["kind"] for part in parts for job in part["jobs"]} == {"demo.countdown"}
+    sent = zip(frames.sent, frames.sent_bytes, strict=True)
+    sizes = [size for frame, size in sent if frame["type"] == "batch.submit"]
+    assert max(sizes) <= MAX_FRAME_BYTES, sizes
+    # Each part went only once the part before it was answered.
+    conversation = [frame["type"] for _, frame in frames.both if frame.get("request_id") == request_id]
+    assert conversation == ["batch.submit", "batch.part"] * (len(parts) - 1) + ["batch.submit", "job.accepted"]
+    # The status line said how far the batch got while its parts went.
+    shown = await page.evaluate("window.builderStatus")
+    sending = [text for text in shown if re.fullmatch(r"Sending [\d,]+ of 3,000 jobs…", text)]
+    assert sending == [f"Sending {end:,} of 3,000 jobs…" for end in ends], shown
+
+    # Cancelled, so the stack is left idle: its unfinished jobs are cancelled one by one (some seconds).
+    await dashboard.wait_status(batch, "running")
+    await batch.get_by_role("button", name="Cancel batch Three thousand countdowns").click()
+    await expect(batch).to_have_attribute("data-status", "cancelled", timeout=4 * JOB_TIMEOUT)
+    await expect(count(batch, "finished")).to_have_text("3,000/3,000 finished")
+    await expect(count(batch, "cancelled")).not_to_have_attribute("data-n", "0")
 
 
 async def test_an_expanded_batch_is_followed_again_after_a_reconnect(
