@@ -8,7 +8,7 @@ a database of its own on the local PostgreSQL, kept between runs) and is
 killed after its time limit; a benchmark that fails or times out shows as one
 row saying so, and the others still run. Only 127.0.0.1 is used.
 file_processing (~20 s at 100 MB) is left out unless --file-processing.
-The whole run takes about 9 minutes here (history: +8 min the first time, to build its table).
+The whole run takes about 9-11 minutes here (history: +8 min the first time, to build its table).
 """
 
 from __future__ import annotations
