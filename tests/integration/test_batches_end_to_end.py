@@ -74,7 +74,8 @@ async def test_a_newsletter_from_a_file_reaches_each_address_exactly_once(
     assert status == 201, answer
     batch = await client.submit("email.send", {"recipients_file": answer["id"], "subject": "News", "body": "Hi."})
     assert batch["kind"] == "batch" and batch["batch"]["total"] == -(-RECIPIENTS // 100)
-    events = await client.receive_until(final_of(batch["id"]), timeout=max(120, RECIPIENTS / 50))
+    # About 35 messages a second here: 10,000 recipients took 281 s.
+    events = await client.receive_until(final_of(batch["id"]), timeout=max(120, RECIPIENTS / 20))
     final = events[-1]
     assert final["type"] == "job.succeeded", final
     assert final["job"]["batch"]["succeeded"] == batch["batch"]["total"]
