@@ -69,11 +69,10 @@ _BACKGROUND: set[asyncio.Future[Any]] = set()
 
 @dataclass
 class PendingBatch:
-    """The parts of a batch.submit received so far (it continues in later frames; docs/protocol.md)."""
+    """The parts of a batch.submit received so far (it continues in later frames; docs/protocol.md).
+    Title and mode are read from the last part."""
 
     request_id: str
-    title: str
-    mode: str
     jobs: list[tuple[str, dict[str, Any]]]
 
 
@@ -243,7 +242,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         if message.continues:
             await self.send(text_data=frames.batch_part(message.request_id, len(jobs)))
             return
-        job, created = await sync_to_async(_submit_batch, thread_sensitive=False)(self.user, message, jobs)
+        job, created = await sync_to_async(_closing(_submit_batch), thread_sensitive=False)(self.user, message, jobs)
         await self.send(text_data=frames.accepted(message.request_id, job))
         if created:
             # Handed out after the answer, and not awaited: sending 10,000 tasks (about 1 ms each) must hold
@@ -266,7 +265,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         if len(jobs) > protocol.MAX_BATCH:
             raise InvalidParams("A batch holds at most 10,000 jobs.", {"jobs": "Give 1 to 10,000 jobs."})
         if message.continues:
-            self.pending_batch = PendingBatch(message.request_id, message.title, message.mode, jobs)
+            self.pending_batch = PendingBatch(message.request_id, jobs)
         return jobs
 
     async def on_batch_follow(self, message: BatchFollow) -> None:
@@ -338,7 +337,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     async def on_job_bulk(self, message: JobBulk) -> None:
         owner_id = self._owner_in(message.scope)
         # Many jobs may change: off Channels' one database thread, which every socket of this process shares.
-        matched, changed = await sync_to_async(_job_bulk, thread_sensitive=False)(owner_id, message)
+        matched, changed = await sync_to_async(_closing(_job_bulk), thread_sensitive=False)(owner_id, message)
         await self.send(text_data=frames.job_bulk(message.request_id, matched, changed, message.dry_run))
 
     async def on_notification_list(self, message: NotificationList) -> None:
@@ -551,14 +550,12 @@ def _job_logs(job: Job, request_id: str | None) -> tuple[str, bool]:
 
 
 def _job_bulk(owner_id: int | None, message: JobBulk) -> tuple[int, int]:
-    try:
-        return services.bulk(owner_id, message.action, _history_filter(message.filter), message.dry_run)
-    finally:
-        close_old_connections()
+    return services.bulk(owner_id, message.action, _history_filter(message.filter), message.dry_run)
 
 
 def _closing(work: Callable[..., Any]) -> Callable[..., Any]:
-    """Run `work` in a thread of its own, closing that thread's database connection after (as Channels does)."""
+    """`work` for a thread of its own (sync_to_async, thread_sensitive=False), off Channels' one database
+    thread: it closes that thread's stale database connection after, as Channels does for its own."""
 
     def run(*args: Any) -> Any:
         try:
@@ -572,13 +569,10 @@ def _closing(work: Callable[..., Any]) -> Callable[..., Any]:
 def _submit_batch(
     user: User, message: BatchSubmit, jobs: list[tuple[str, dict[str, Any]]]
 ) -> tuple[dict[str, Any], bool]:
-    try:
-        batch, created = services.submit_batch(
-            user, message.request_id, message.title, message.mode, jobs, start_later=True
-        )
-        return frames.job_payload(batch), created
-    finally:
-        close_old_connections()
+    batch, created = services.submit_batch(
+        user, message.request_id, message.title, message.mode, jobs, start_later=True
+    )
+    return frames.job_payload(batch), created
 
 
 def _submit(user: User, message: Submit) -> dict[str, Any]:

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> tuple[Job, bool]:
     """Record a job and queue it. The same request_id again returns the same job, created=False."""
-    existing = Job.objects.filter(owner=owner, request_id=request_id).first()
+    existing = _existing(owner, request_id)
     if existing is not None:
         return existing, False
     split = kinds.validate_split(kind, params, owner.pk)
@@ -74,7 +74,7 @@ def submit_batch(
     hands the children out (batches.start) once it has answered: 10,000 sends take a while, and a
     process that dies first leaves them to the reconciler.
     """
-    existing = Job.objects.filter(owner=owner, request_id=request_id).first()
+    existing = _existing(owner, request_id)
     if existing is not None:
         return existing, False
     clean = batches.validate_children(mode, jobs, owner.pk)
@@ -101,6 +101,11 @@ def _submit_batch(
         return Job.objects.get(owner=owner, request_id=request_id), False
     metrics.job_submitted(BATCH_KIND)
     return batch, True
+
+
+def _existing(owner: User, request_id: str) -> Job | None:
+    """The job this request_id already made, if any: a submit is idempotent per owner and request_id."""
+    return Job.objects.filter(owner=owner, request_id=request_id).first()
 
 
 def enqueue(job_id: uuid.UUID) -> None:
