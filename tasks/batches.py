@@ -54,6 +54,7 @@ from tasks.models import (
     Job,
     JobEvent,
     JobStatus,
+    build_progress,
     empty_progress,
 )
 from tasks.timer import flush_timer
@@ -150,7 +151,7 @@ def create(owner_id: int, request_id: str, title: str, mode: str, children: list
         request_id=request_id,
         kind=BATCH_KIND,
         params=params,
-        progress=_progress(0, size, ""),
+        progress=build_progress(0, size, None, None),
         search_text=history.search_text(batch_id, request_id, {"title": title}),
     )
     JobEvent.objects.create(job=batch, seq=batch.seq, event="job.accepted", at=batch.created_at)
@@ -295,12 +296,7 @@ def batch_progress(counts: Batch) -> dict[str, Any]:
     """The batch's Job.progress: finished children of the total."""
     parts = [f"{getattr(counts, status)} {status}" for status in ("running", "failed", "cancelled")]
     message = ", ".join(part for part in parts if not part.startswith("0 "))
-    return _progress(counts.finished, counts.total, message)
-
-
-def _progress(current: int, total: int, message: str) -> dict[str, Any]:
-    percent = round(current / total * 100, 1) if total else None
-    return {"current": current, "total": total, "percent": percent, "stage": "", "message": message}
+    return build_progress(counts.finished, counts.total, None, message)
 
 
 # --- sequences ------------------------------------------------------------------------------------

@@ -32,6 +32,12 @@ def empty_progress() -> dict[str, Any]:
     return {"current": 0, "total": None, "percent": None, "stage": "", "message": ""}
 
 
+def build_progress(current: int, total: int | None, stage: str | None, message: str | None) -> dict[str, Any]:
+    """A job's progress as the protocol shows it (a job's reports, tasks.progress; a batch's counts)."""
+    percent = round(min(current / total, 1.0) * 100, 1) if total else None
+    return {"current": current, "total": total, "percent": percent, "stage": stage or "", "message": message or ""}
+
+
 TOP_LEVEL = models.Q(parent__isnull=True)
 CHILDREN = models.Q(parent__isnull=False)
 

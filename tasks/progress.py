@@ -25,16 +25,12 @@ from typing import Any
 
 from tasks import services
 from tasks.errors import JobCancelled
+from tasks.models import build_progress
 from tasks.timer import flush_timer
 
 logger = logging.getLogger(__name__)
 
 _Values = tuple[int, int | None, str | None, str | None]
-
-
-def build_progress(current: int, total: int | None, stage: str | None, message: str | None) -> dict[str, Any]:
-    percent = round(min(current / total, 1.0) * 100, 1) if total else None
-    return {"current": current, "total": total, "percent": percent, "stage": stage or "", "message": message or ""}
 
 
 class ProgressReporter:

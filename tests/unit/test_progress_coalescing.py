@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 
 from tasks import services
 from tasks.errors import JobCancelled
-from tasks.models import Job
-from tasks.progress import ProgressReporter, build_progress
+from tasks.models import Job, build_progress
+from tasks.progress import ProgressReporter
 from tests.conftest import Published
 
 pytestmark = pytest.mark.django_db(transaction=True)
