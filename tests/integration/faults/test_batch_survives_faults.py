@@ -21,6 +21,8 @@ def countdowns(n: int, steps: int, interval_ms: int) -> list[dict[str, object]]:
     return [{"kind": "demo.countdown", "params": {"steps": steps, "interval_ms": interval_ms}}] * n
 
 
+# 500 children take about 40 s on an idle machine; the waits inside allow 360 s on a busy one.
+@pytest.mark.timeout(420)
 async def test_a_worker_sigkilled_in_the_middle_of_500_children_loses_and_repeats_none(
     fault_stack: FaultStack, user: User
 ) -> None:
