@@ -8,7 +8,8 @@ kombu's (patches.kombu).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
 import redis
 from celery import current_app
@@ -20,7 +21,18 @@ from tasks import kinds
 logger = logging.getLogger(__name__)
 
 
-def task_ids() -> set[str] | None:
+@dataclass(frozen=True)
+class Held:
+    """The task ids in the broker: waiting in a queue, or delivered to a worker and not yet acknowledged."""
+
+    waiting: frozenset[str]
+    delivered: frozenset[str]
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self.waiting or task_id in self.delivered
+
+
+def held() -> Held | None:
     """Every task id in the broker's queues and unacked set; None if Redis cannot be read."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5, socket_connect_timeout=5)
     try:
@@ -31,7 +43,27 @@ def task_ids() -> set[str] | None:
         return None
     finally:
         client.close()
-    return {task_id for task_id in (*queued, *delivered) if task_id is not None}
+    return Held(_ids(queued), _ids(delivered))
+
+
+def _ids(found: Iterable[str | None]) -> frozenset[str]:
+    return frozenset(task_id for task_id in found if task_id is not None)
+
+
+def known_to_workers(task_ids: Collection[str], timeout: float = 1.0) -> set[str] | None:
+    """Those of `task_ids` that a live worker holds (reserved, running or waiting for its ETA).
+
+    A delivered message stays in the unacked set when its worker dies, until the
+    visibility timeout (BROKER_VISIBILITY_TIMEOUT) hands it out again: the
+    workers are the only ones that can say which of them are still theirs.
+    None if the workers cannot be asked (the broker is down).
+    """
+    try:
+        replies = current_app.control.inspect(timeout=timeout).query_task(*task_ids) or {}
+    except Exception as exc:
+        logger.warning("cannot ask the workers which tasks they hold: %s", exc)
+        return None
+    return {task_id for tasks in replies.values() for task_id in tasks or {}}
 
 
 def _queue_keys() -> Iterable[str]:

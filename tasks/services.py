@@ -212,7 +212,8 @@ def requeue_lost(job_id: str) -> Job | None:
     """
 
     def lost(job: Job) -> bool:
-        return liveness.is_gone(job.worker, job.heartbeat_at)
+        # A batch is run by its children, not by a process: it has none to lose.
+        return job.kind != BATCH_KIND and liveness.is_gone(job.worker, job.heartbeat_at)
 
     if _fail_if_worker_lost(job_id, guard=lost):
         return None
@@ -231,6 +232,29 @@ def requeue_lost(job_id: str) -> Job | None:
         guard=lost,
         level=logging.WARNING,
         note="its worker is gone",
+    )
+    if job is not None:
+        transaction.on_commit(lambda: transitions.send_task(job), robust=True)
+    return job
+
+
+def resend_orphaned(job_id: uuid.UUID, task_id: str) -> Job | None:
+    """Send a queued job again whose task a dead worker took (the reconciler), as a new task id."""
+
+    def still_orphaned(job: Job) -> bool:
+        return job.celery_task_id == task_id
+
+    def change(job: Job) -> None:
+        job.celery_task_id = transitions.new_task_id()
+
+    job = transitions.transition(
+        job_id,
+        "job.queued",
+        allowed=(JobStatus.QUEUED,),
+        change=change,
+        guard=still_orphaned,
+        level=logging.WARNING,
+        note="the worker it was handed to is gone",
     )
     if job is not None:
         transaction.on_commit(lambda: transitions.send_task(job), robust=True)

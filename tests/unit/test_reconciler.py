@@ -33,8 +33,9 @@ def dead_worker() -> str:
 
 @pytest.fixture
 def broker_holds(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The task ids waiting in the broker's queues (tests add to it)."""
     held: set[str] = set()
-    monkeypatch.setattr(broker, "task_ids", lambda: held)
+    monkeypatch.setattr(broker, "held", lambda: broker.Held(frozenset(held), frozenset()))
     return held
 
 
@@ -97,9 +98,26 @@ def test_it_reads_task_ids_from_a_real_redis_broker(redis_server: str, settings:
         app.send_task("demo.countdown", args=["x"], task_id="task-in-queue", queue="default")
         # Every queue a kind names is read, not only the default one.
         app.send_task("file.process", args=["y"], task_id="task-in-files", queue="files")
-        assert broker.task_ids() == {"task-in-queue", "task-in-files"}
+        assert broker.held() == broker.Held(frozenset({"task-in-queue", "task-in-files"}), frozenset())
     finally:
         client = redis.Redis.from_url(url)
         client.flushdb()  # the session's private Redis, its own database
         client.close()
         app.close()
+
+
+def test_a_job_that_cannot_be_repaired_does_not_stop_the_others(
+    user: User, dead_worker: str, broker_holds: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = job_in(user, JobStatus.RUNNING, worker=dead_worker, deliveries=1)
+    second = job_in(user, JobStatus.RUNNING, worker=dead_worker, deliveries=1)
+    requeue = services.requeue_lost
+
+    def broken_for_first(job_id: str) -> Job | None:
+        if job_id == str(first.pk):
+            raise RuntimeError("a job the code can no longer run")
+        return requeue(job_id)
+
+    monkeypatch.setattr(services, "requeue_lost", broken_for_first)
+    assert reconciler.reconcile().requeued_lost == 1
+    assert Job.objects.get(pk=second.pk).status == JobStatus.QUEUED
