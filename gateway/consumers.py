@@ -48,10 +48,17 @@ from gateway.protocol import (
     Ping,
     ProtocolError,
     Retry,
+    ScheduleCreate,
+    ScheduleDelete,
+    ScheduleList,
+    SchedulePause,
+    ScheduleResume,
     Submit,
 )
 from notifications import inbox, notices
 from patches.channels import DispatchWithoutDatabaseHop
+from schedules import services as schedules
+from schedules.models import Schedule
 from tasks import batches, history, kinds, logs, services
 from tasks.errors import BadMessage, InvalidParams, JobConflict, RateLimited, ServiceError
 from tasks.models import BATCH_KIND, Job
@@ -340,6 +347,33 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         matched, changed = await sync_to_async(_closing(_job_bulk), thread_sensitive=False)(owner_id, message)
         await self.send(text_data=frames.job_bulk(message.request_id, matched, changed, message.dry_run))
 
+    async def on_schedule_create(self, message: ScheduleCreate) -> None:
+        retry_after = await throttle.submit_allowed(self.user.pk)
+        if retry_after is not None:
+            raise RateLimited("Too many submissions; wait before making another schedule.", retry_after)
+        await self.send(text_data=await database_sync_to_async(_schedule_create)(self.user, message, self.channel_name))
+
+    async def on_schedule_list(self, message: ScheduleList) -> None:
+        await self.send(text_data=await database_sync_to_async(_schedule_list)(self.user, message.request_id))
+
+    async def on_schedule_pause(self, message: SchedulePause) -> None:
+        await self._change_schedule(schedules.pause, message.schedule_id, message.request_id)
+
+    async def on_schedule_resume(self, message: ScheduleResume) -> None:
+        await self._change_schedule(schedules.resume, message.schedule_id, message.request_id)
+
+    async def on_schedule_delete(self, message: ScheduleDelete) -> None:
+        await self._change_schedule(schedules.delete, message.schedule_id, message.request_id, deleted=True)
+
+    async def _change_schedule(
+        self, change: Callable[..., Schedule], schedule_id: str, request_id: str | None, deleted: bool = False
+    ) -> None:
+        """Answer this socket; the owner's other sockets hear of it through the channel layer."""
+        frame = await database_sync_to_async(_schedule_changed)(
+            change, self.user, schedule_id, request_id, self.channel_name, deleted
+        )
+        await self.send(text_data=frame)
+
     async def on_notification_list(self, message: NotificationList) -> None:
         page = await database_sync_to_async(inbox.page)(self.user, message.before, message.limit)
         await self.send(text_data=frames.notification_list(page, message.before))
@@ -405,6 +439,11 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         if text is not None:
             self.batch_sent[batch_id] = time.monotonic()
             await self.send(text_data=text)
+
+    async def schedule_frame(self, event: dict[str, Any]) -> None:
+        """A schedule of this user changed; the socket that asked for the change already has its answer."""
+        if event["origin"] != self.channel_name:
+            await self.send(text_data=event["text"])
 
     async def job_logs_end(self, event: dict[str, Any]) -> None:
         """The followed job finished, after its last lines: stop following it."""
@@ -578,6 +617,31 @@ def _submit_batch(
 def _submit(user: User, message: Submit) -> dict[str, Any]:
     job, _ = services.submit(user, message.request_id, message.kind, message.params)
     return frames.job_payload(job)
+
+
+def _schedule_create(user: User, message: ScheduleCreate, origin: str) -> str:
+    request = schedules.Request(
+        request_id=message.request_id,
+        kind=message.kind,
+        params=message.params,
+        name=message.name,
+        cron=message.cron,
+        run_at=message.run_at,
+        timezone=message.timezone,
+    )
+    schedule, _ = schedules.create(user, request, origin)
+    return frames.schedule_changed(schedule, message.request_id, created=True, deleted=False)
+
+
+def _schedule_list(user: User, request_id: str | None) -> str:
+    return frames.schedule_list(request_id, schedules.owned(user))
+
+
+def _schedule_changed(
+    change: Callable[..., Schedule], user: User, schedule_id: str, request_id: str | None, origin: str, deleted: bool
+) -> str:
+    schedule = change(user, schedule_id, request_id, origin)
+    return frames.schedule_changed(schedule, request_id, created=False, deleted=deleted)
 
 
 def _hello_data(user: User, group_ids: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:

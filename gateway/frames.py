@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from notifications.inbox import Page
 from notifications.models import Notice, Notification
+from schedules.models import Schedule
 from tasks import kinds
 from tasks.estimates import eta_seconds
 from tasks.kinds import Kind
@@ -76,6 +77,27 @@ def kind_payload(kind: Kind) -> dict[str, Any]:
         "params_schema": kind.schema,
         "queue": kind.queue,
         "submit_label": kind.submit_label,
+    }
+
+
+def schedule_payload(schedule: Schedule) -> dict[str, Any]:
+    """The protocol's Schedule object (1.1); `last_error` and `last_job_status` are extensions."""
+    last_job = schedule.last_job if schedule.last_job_id is not None else None
+    return {
+        "id": str(schedule.pk),
+        "name": schedule.name,
+        "kind": schedule.kind,
+        "params": kinds.public_params(schedule.kind, schedule.params),
+        "cron": schedule.cron or None,
+        "run_at": timestamp(schedule.run_at),
+        "timezone": schedule.timezone,
+        "paused": schedule.paused,
+        "next_run_at": timestamp(schedule.next_run_at),
+        "last_run_at": timestamp(schedule.last_run_at),
+        "last_job_id": str(schedule.last_job_id) if schedule.last_job_id is not None else None,
+        "created_at": timestamp(schedule.created_at),
+        "last_error": schedule.last_error or None,
+        "last_job_status": last_job.status if last_job is not None else None,
     }
 
 
@@ -185,6 +207,20 @@ def batch_part(request_id: str, received: int) -> str:
 def batch_follow(request_id: str | None, batch_id: str, following: bool) -> str:
     """The answer to batch.follow and batch.unfollow (extension)."""
     return dumps({"type": "batch.follow", "request_id": request_id, "job_id": batch_id, "following": following})
+
+
+def schedule_list(request_id: str | None, schedules: list[Schedule]) -> str:
+    return dumps(
+        {"type": "schedule.list", "request_id": request_id, "schedules": [schedule_payload(s) for s in schedules]}
+    )
+
+
+def schedule_changed(schedule: Schedule, request_id: str | None, created: bool, deleted: bool) -> str:
+    """schedule.created (a new one) or schedule.changed (paused, resumed, deleted, or run by the scheduler)."""
+    if created:
+        return dumps({"type": "schedule.created", "request_id": request_id, "schedule": schedule_payload(schedule)})
+    body = {"type": "schedule.changed", "request_id": request_id, "schedule": schedule_payload(schedule)}
+    return dumps({**body, "deleted": deleted})
 
 
 def job_bulk(request_id: str | None, matched: int, changed: int, dry_run: bool) -> str:

@@ -217,6 +217,47 @@ class BatchUnfollow(ClientMessage):
     job_id: JobId
 
 
+@message_type
+class ScheduleCreate(ClientMessage):
+    """Protocol 1.1 schedule.create. `cron`, `run_at` and `timezone` are checked by the service, which names
+    a bad one in invalid_params (a string here, so that a bad time is invalid_params, not bad_message)."""
+
+    type: Literal["schedule.create"]
+    request_id: RequestId
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    kind: KindName
+    params: dict[str, Any]
+    cron: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
+    run_at: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "UTC"
+
+
+@message_type
+class ScheduleList(ClientMessage):
+    type: Literal["schedule.list"]
+
+
+ScheduleId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+@message_type
+class SchedulePause(ClientMessage):
+    type: Literal["schedule.pause"]
+    schedule_id: ScheduleId
+
+
+@message_type
+class ScheduleResume(ClientMessage):
+    type: Literal["schedule.resume"]
+    schedule_id: ScheduleId
+
+
+@message_type
+class ScheduleDelete(ClientMessage):
+    type: Literal["schedule.delete"]
+    schedule_id: ScheduleId
+
+
 # Extensions (docs/protocol.md): the operations view, for staff.
 
 

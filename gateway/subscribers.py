@@ -16,6 +16,8 @@ the user (or of a notice's audience) from its own loop:
   publish in;
 * a notice was sent: the notice frame, which each socket shows only if its user
   was addressed (JobsConsumer.notice_broadcast);
+* a schedule was made, changed or run: its frame to the owner's sockets, but the one
+  that asked for the change (it had the same frame as its answer);
 * a credential ended: each socket of the user closes if it rode in on it.
 """
 
@@ -27,6 +29,8 @@ from accounts import events as account_events
 from gateway import frames
 from notifications import events as notification_events
 from notifications.models import Notice, Notification
+from schedules import events as schedule_events
+from schedules.models import Schedule
 from tasks import events as task_events
 from tasks.models import Job
 from transport.groups import batch_group, job_log_group, notice_group, user_group
@@ -41,6 +45,7 @@ def connect() -> None:
     notification_events.notifications_read.connect(notifications_read, dispatch_uid="gateway.notifications_read")
     notification_events.notice_sent.connect(notice_sent, dispatch_uid="gateway.notice_sent")
     account_events.credential_ended.connect(credential_ended, dispatch_uid="gateway.credential_ended")
+    schedule_events.schedule_changed.connect(schedule_changed, dispatch_uid="gateway.schedule_changed")
 
 
 def job_changed(sender: Any, event: str, job: Job, **fields: Any) -> None:
@@ -89,6 +94,20 @@ def notifications_read(sender: Any, user_id: int, read: list[int], read_up_to: i
 def notice_sent(sender: Any, notice: Notice, **fields: Any) -> None:
     message = {"type": "notice.broadcast", "notice_id": notice.pk, "text": frames.notice_event(notice)}
     publisher.send_message(notice_group(notice.group_id), message)
+
+
+def schedule_changed(
+    sender: Any,
+    schedule: Schedule,
+    request_id: str | None,
+    origin: str | None,
+    created: bool,
+    deleted: bool,
+    **fields: Any,
+) -> None:
+    """To every socket of the owner but the one that asked (it had its answer)."""
+    text = frames.schedule_changed(schedule, request_id, created, deleted)
+    publisher.send_message(user_group(schedule.owner_id), {"type": "schedule.frame", "text": text, "origin": origin})
 
 
 def credential_ended(sender: Any, user_id: int, session_key: str | None, token_id: int | None, **fields: Any) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobsctl import batches, jobs, schema, upload
+from jobsctl import batches, jobs, schedules, schema, upload
 from jobsctl import display as show
 from jobsctl.display import Display
 from jobsctl.download import download
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--follow", action="store_true", help="follow the new attempt until it finishes")
     retry.add_argument("--all-failed", action="store_true", help="retry every failed job of yours (job.bulk)")
     retry.add_argument("--kind", action="append", default=[], help="with --all-failed: only this kind")
+    _schedule_parsers(sub, common)
     fetch = sub.add_parser("download", parents=[common], help="save a finished job's files (its artifacts)")
     fetch.add_argument("job_id", help=JOB_ID_HELP)
     fetch.add_argument("--out", default=".", metavar="DIR", help="the directory to save them in (default: here)")
@@ -130,6 +131,25 @@ def _submit_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     batch.add_argument("--title", help="the batch's title (overrides the file's)")
     batch.add_argument("--mode", choices=batches.MODES, help="parallel (default) or sequence (overrides the file's)")
     batch.add_argument("--detach", action="store_true", help="print the batch id and return at once")
+
+
+def _schedule_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    schedule = sub.add_parser("schedule", parents=[common], help="jobs at a time or on a calendar: add, list, pause")
+    actions = schedule.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
+    add = actions.add_parser("add", parents=[common], help="submit a job of KIND at --at or on --cron")
+    add.add_argument("kind", help="e.g. demo.countdown, email.send")
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", metavar="EXPR", help="five fields: minute hour day month weekday, e.g. '0 8 * * 1'")
+    when.add_argument("--at", metavar="TIME", help="once, at an ISO-8601 time (without an offset: in --tz)")
+    add.add_argument("--tz", default="UTC", metavar="ZONE", help="the IANA timezone of --cron and --at (default UTC)")
+    add.add_argument("--name", default="", help="what the schedule is for")
+    add.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a param (as for submit)")
+    add.add_argument("--file", action="append", default=[], metavar="FIELD=PATH", help="upload a file for a field")
+    add.add_argument("--params-json", metavar="JSON", help="all params as one JSON object (--param overrides)")
+    add.add_argument("--request-id", help="idempotency key (default: random); the same one returns the same schedule")
+    actions.add_parser("list", parents=[common], help="your schedules, with their next run and last job")
+    for action, text in (("pause", "stop its runs until resumed"), ("resume", "run it again"), ("rm", "delete it")):
+        actions.add_parser(action, parents=[common], help=text).add_argument("schedule_id", metavar="ID")
 
 
 def base_url(text: str) -> str:
@@ -323,7 +343,37 @@ async def _download(args: argparse.Namespace, session: Session, display: Display
     return EXIT_SUCCEEDED
 
 
+async def _schedule(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
+    action = args.schedule_command
+    if action == "list":
+        found = await schedules.listed(session)
+        show.print_json(found) if _as_json(args) else schedules.print_schedules(found)
+        return EXIT_SUCCEEDED
+    if action == "add":
+        schedule = await schedules.add(session, await _schedule_fields(args, session))
+        display.note(f"schedule {schedule['id']} made: {schedules.when(schedule)}, next run {schedule['next_run_at']}")
+    else:
+        schedule = await schedules.change(session, action, args.schedule_id)
+        display.note(f"schedule {schedule['id']} {'deleted' if action == 'rm' else schedules.state(schedule)}")
+    show.print_json(schedule) if _as_json(args) else print(schedule["id"])
+    return EXIT_SUCCEEDED
+
+
+async def _schedule_fields(args: argparse.Namespace, session: Session) -> dict[str, Any]:
+    """The schedule.create of `schedule add`: its params typed by the kind's schema, as `submit` does."""
+    described = (await jobs.kind_list(session)).get(args.kind)
+    if described is None:
+        raise CliError(f"The server offers no job kind {args.kind!r}; `jobsctl kinds` lists them.", "unknown_kind")
+    params = schema.params(described.get("params_schema"), args.param, args.params_json)
+    params.update({field: uploaded["id"] for field, uploaded in args.uploads.items()})
+    fields = {"request_id": args.request_id or uuid.uuid4().hex, "kind": args.kind, "params": params}
+    fields.update({"name": args.name, "timezone": args.tz})
+    fields.update({"cron": args.cron} if args.cron else {"run_at": args.at})
+    return fields
+
+
 COMMANDS: dict[str, Command] = {
+    "schedule": _schedule,
     "submit": _submit,
     "batch": _batch,
     "kinds": _kinds,

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "uploads",
     "tasks",
     "reports",
+    "schedules",
     "notifications",
     "gateway",
     "core",
@@ -195,6 +196,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 }
 # The periodic tasks (autodiscovery loads each app's `tasks` module only).
 CELERY_IMPORTS = ["tasks.periodic"]
+# Beat also fires the users' schedules (schedules/beat.py), in its own process: a due
+# time is on time however busy the workers are.
+CELERY_BEAT_SCHEDULER = "schedules.beat:Scheduler"
+JOBS_SCHEDULER_TICK_SECONDS = env.get_float("JOBS_SCHEDULER_TICK_SECONDS", 1.0, minimum=0.05, maximum=60.0)
+JOBS_SCHEDULES_PER_USER = env.get_int("JOBS_SCHEDULES_PER_USER", 100, minimum=1)
 
 # --- Email --------------------------------------------------------------------
 # Locally, mail goes to files under var/mail (one file per connection, so one per job) so a
