@@ -609,13 +609,13 @@ def _submit_batch(
     user: User, message: BatchSubmit, jobs: list[tuple[str, dict[str, Any]]]
 ) -> tuple[dict[str, Any], bool]:
     batch, created = services.submit_batch(
-        user, message.request_id, message.title, message.mode, jobs, start_later=True
+        user, message.request_id, message.title, message.mode, jobs, start_later=True, priority=message.priority
     )
     return frames.job_payload(batch), created
 
 
 def _submit(user: User, message: Submit) -> dict[str, Any]:
-    job, _ = services.submit(user, message.request_id, message.kind, message.params)
+    job, _ = services.submit(user, message.request_id, message.kind, message.params, message.priority)
     return frames.job_payload(job)
 
 

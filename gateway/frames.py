@@ -45,6 +45,7 @@ def job_payload(job: Job) -> dict[str, Any]:
         "id": str(job.pk),
         "kind": job.kind,
         "status": job.status,
+        "priority": job.priority,
         "params": kinds.public_params(job.kind, job.params),
         "attempt": job.attempt,
         "seq": job.seq,

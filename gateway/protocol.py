@@ -73,12 +73,16 @@ def message_type(schema: type[Schema]) -> type[Schema]:
     return schema
 
 
+PriorityName = Literal["high", "normal", "low"]
+
+
 @message_type
 class Submit(ClientMessage):
     type: Literal["job.submit"]
     request_id: RequestId
     kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     params: dict[str, Any]
+    priority: PriorityName = "normal"
 
 
 @message_type
@@ -203,6 +207,7 @@ class BatchSubmit(ClientMessage):
     jobs: list[BatchChild]
     offset: Annotated[int, Field(ge=0, le=MAX_BATCH)] = 0
     continues: bool = False
+    priority: PriorityName = "normal"  # read from the last part, as title and mode are
 
 
 @message_type

@@ -40,6 +40,7 @@ class Batch:
     jobs: list[Message]  # each {"kind": …, "params": {…}}
     title: str = ""
     mode: str = "parallel"
+    priority: str = "normal"
 
 
 def load(path: str, title: str | None = None, mode: str | None = None) -> Batch:
@@ -118,7 +119,8 @@ def frame_bytes(value: Any) -> int:
 
 
 def _base(batch: Batch, request_id: str) -> Message:
-    return {"type": "batch.submit", "request_id": request_id, "title": batch.title, "mode": batch.mode}
+    base = {"type": "batch.submit", "request_id": request_id, "title": batch.title, "mode": batch.mode}
+    return {**base, "priority": batch.priority} if batch.priority != "normal" else base
 
 
 def _room(batch: Batch, request_id: str, offset: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ from jobsctl.session import Config, Session
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+PRIORITIES = ("high", "normal", "low")
 OPERATIONS = ("checksum", "csv.summary", "text.stats")
 JOB_ID_HELP = "a job id, or enough of its first characters to tell it from your other recent jobs"
 EPILOG = """\
@@ -126,11 +128,22 @@ def _submit_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     process.add_argument("--operation", choices=OPERATIONS, default="checksum")
     for parser in (submit, email, process):
         parser.add_argument("--no-follow", action="store_true", help="print the job id and return at once")
-    batch = sub.add_parser("batch", parents=[common], help="submit many jobs as one batch, and follow it")
+    batch = _batch_parser(sub, common)
+    for parser in (submit, email, process, batch):
+        parser.add_argument(
+            "--priority", choices=PRIORITIES, default="normal", help="high ones start first among waiting jobs"
+        )
+
+
+def _batch_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    batch: argparse.ArgumentParser = sub.add_parser(
+        "batch", parents=[common], help="submit many jobs as one batch, and follow it"
+    )
     batch.add_argument("batch_file", metavar="FILE", help="JSON: a list of jobs, or {title, mode, jobs}; - is stdin")
     batch.add_argument("--title", help="the batch's title (overrides the file's)")
     batch.add_argument("--mode", choices=batches.MODES, help="parallel (default) or sequence (overrides the file's)")
     batch.add_argument("--detach", action="store_true", help="print the batch id and return at once")
+    return batch
 
 
 def _schedule_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -241,7 +254,7 @@ async def _submit_and_follow(
     params: dict[str, Any],
 ) -> int:
     request_id = getattr(args, "request_id", None) or uuid.uuid4().hex
-    tracker = await jobs.submit(session, kind, params, request_id)
+    tracker = await jobs.submit(session, kind, params, request_id, args.priority)
     if args.no_follow:
         display.note(f"job {tracker.id} accepted ({kind})")
         _print_job_or_id(args, tracker.job)
@@ -258,7 +271,7 @@ async def _follow(
 
 
 async def _batch(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
-    batch: batches.Batch = args.batch
+    batch: batches.Batch = dataclasses.replace(args.batch, priority=args.priority)
     tracker, parts = await batches.submit(session, batch, uuid.uuid4().hex)
     sent = f", sent in {parts} parts" if parts > 1 else ""
     display.note(f"batch {tracker.id} accepted ({len(batch.jobs)} jobs, {batch.mode}{sent})")

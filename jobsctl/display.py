@@ -178,7 +178,7 @@ def print_jobs(jobs: list[Job]) -> None:
 
 
 def print_job(job: Job) -> None:
-    for key in ("id", "kind", "status", "attempt", "seq"):
+    for key in ("id", "kind", "status", "priority", "attempt", "seq"):
         print(f"{key + ':':<10} {job.get(key)}")
     for key in ("created_at", "started_at", "finished_at"):
         print(f"{key.removesuffix('_at') + ':':<10} {_time(job.get(key))}")

@@ -136,9 +136,13 @@ async def get(session: Session, job_id: str) -> Job:
     return job
 
 
-async def submit(session: Session, kind: str, params: dict[str, Any], request_id: str) -> Tracker:
+async def submit(
+    session: Session, kind: str, params: dict[str, Any], request_id: str, priority: str = "normal"
+) -> Tracker:
     """job.submit until job.accepted; resent after a reconnect (the request_id makes that safe)."""
     request = {"type": "job.submit", "request_id": request_id, "kind": kind, "params": params}
+    if priority != "normal":  # the default: a server older than priorities never sees the field
+        request["priority"] = priority
     await session.send(request)
     early: list[Message] = []  # the job's events can overtake job.accepted
     while True:

@@ -42,7 +42,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from tasks import bulk, events, history, kinds, transitions
+from tasks import broker, bulk, events, history, kinds, transitions
 from tasks.errors import InvalidParams, ServiceError
 from tasks.models import (
     BATCH_KIND,
@@ -54,6 +54,7 @@ from tasks.models import (
     Job,
     JobEvent,
     JobStatus,
+    Priority,
     build_progress,
     empty_progress,
 )
@@ -139,8 +140,16 @@ def _under(field: str, templated: dict[str, str]) -> bool:
     return any(field == path or field.startswith(path + ".") or path.startswith(field + ".") for path in templated)
 
 
-def create(owner_id: int, request_id: str, title: str, mode: str, children: list[tuple[str, dict[str, Any]]]) -> Job:
-    """Insert the batch, its counters, its children and their first events (in the caller's transaction)."""
+def create(
+    owner_id: int,
+    request_id: str,
+    title: str,
+    mode: str,
+    children: list[tuple[str, dict[str, Any]]],
+    priority: str = Priority.NORMAL,
+) -> Job:
+    """Insert the batch, its counters, its children and their first events (in the caller's transaction).
+    The children have the batch's priority."""
     now = timezone.now()
     size = len(children)
     batch_id = uuid.uuid4()
@@ -151,6 +160,7 @@ def create(owner_id: int, request_id: str, title: str, mode: str, children: list
         request_id=request_id,
         kind=BATCH_KIND,
         params=params,
+        priority=priority,
         progress=build_progress(0, size, None, None),
         search_text=history.search_text(batch_id, request_id, {"title": title}),
     )
@@ -173,6 +183,7 @@ def _child(batch: Job, position: int, kind: str, params: dict[str, Any], paralle
         "owner_id": batch.owner_id,
         "parent_id": batch.pk,
         "position": position,
+        "priority": batch.priority,
         "request_id": request_id,
         "kind": kind,
         "params": params,
@@ -202,9 +213,11 @@ def send_children(batch_id: uuid.UUID) -> int:
     sent = 0
     try:
         # Each send takes the same pooled broker connection (Celery's producer pool).
-        for job_id, kind_name, task_id in waiting.values_list("id", "kind", "celery_task_id").iterator():
+        fields = ("id", "kind", "celery_task_id", "priority")
+        for job_id, kind_name, task_id, priority in waiting.values_list(*fields).iterator():
             kind = kinds.get(kind_name)
-            current_app.send_task(kind.task_name, args=[str(job_id)], task_id=task_id, queue=kind.queue)
+            order = broker.priority_of(priority)
+            current_app.send_task(kind.task_name, args=[str(job_id)], task_id=task_id, queue=kind.queue, priority=order)
             sent += 1
     except Exception:
         # The children stay queued in the database; the reconciler sends what the broker lacks.

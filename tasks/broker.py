@@ -66,6 +66,16 @@ def known_to_workers(task_ids: Collection[str], timeout: float = 1.0) -> set[str
     return {task_id for tasks in replies.values() for task_id in tasks or {}}
 
 
+# Protocol priorities as kombu's Redis priority steps (0, 3, 6, 9): each step is a list of its own, and a
+# worker pops the lists of step 0 first. Tasks sent with no priority (the periodic ones) are step 0 too.
+_REDIS_STEPS = {"high": 0, "normal": 3, "low": 6}
+
+
+def priority_of(priority: str) -> int:
+    """The message priority that makes a job of this protocol priority wait in its step's list."""
+    return _REDIS_STEPS[priority]
+
+
 def _queue_keys() -> Iterable[str]:
     for name in {current_app.conf.task_default_queue, *kinds.queues()}:
         yield from kombu.queue_keys(name)

@@ -24,6 +24,14 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+class Priority(models.TextChoices):
+    """Protocol 1.1 priority: among jobs waiting in one queue, a higher one starts first (tasks.broker)."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
 UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
@@ -54,6 +62,7 @@ class Job(models.Model):
     params = models.JSONField(default=dict)
     request_id = models.CharField(max_length=64, help_text="Client's idempotency key, unique per owner.")
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
     attempt = models.PositiveIntegerField(default=1)
     seq = models.PositiveBigIntegerField(default=1, help_text="Grows with every event of this job.")
     progress = models.JSONField(default=empty_progress)

@@ -19,13 +19,15 @@ from django.utils import timezone
 from tasks import artifacts, batches, events, history, kinds, liveness, transitions
 from tasks.errors import JobConflict, JobNotFound, RateLimited
 from tasks.estimates import eta_seconds
-from tasks.models import BATCH_KIND, FINISHED, UNFINISHED, Job, JobEvent, JobStatus
+from tasks.models import BATCH_KIND, FINISHED, UNFINISHED, Job, JobEvent, JobStatus, Priority
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
 
-def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> tuple[Job, bool]:
+def submit(
+    owner: User, request_id: str, kind: str, params: dict[str, Any], priority: str = Priority.NORMAL
+) -> tuple[Job, bool]:
     """Record a job and queue it. The same request_id again returns the same job, created=False."""
     existing = _existing(owner, request_id)
     if existing is not None:
@@ -34,7 +36,7 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
     if len(split.parts) > 1:
         # Too large for one job (an email to 50,000 addresses): one batch, one bar, spread over every worker.
         children = [(kind, part) for part in split.parts]
-        return _submit_batch(owner, request_id, split.title, "parallel", children)
+        return _submit_batch(owner, request_id, split.title, "parallel", children, priority=priority)
     (clean,) = split.parts
     job_id = uuid.uuid4()
     searched = history.search_text(job_id, request_id, kinds.public_params(kind, clean))
@@ -47,6 +49,7 @@ def submit(owner: User, request_id: str, kind: str, params: dict[str, Any]) -> t
                 request_id=request_id,
                 kind=kind,
                 params=clean,
+                priority=priority,
                 celery_task_id=transitions.new_task_id(),
                 search_text=searched,
             )
@@ -66,6 +69,7 @@ def submit_batch(
     mode: str,
     jobs: list[tuple[str, dict[str, Any]]],
     start_later: bool = False,
+    priority: str = Priority.NORMAL,
 ) -> tuple[Job, bool]:
     """Record a batch and its children in one transaction, then queue them (tasks.batches).
 
@@ -79,7 +83,7 @@ def submit_batch(
         return existing, False
     clean = batches.validate_children(mode, jobs, owner.pk)
     children = [(kind, params) for (kind, _), params in zip(jobs, clean, strict=True)]
-    return _submit_batch(owner, request_id, title, mode, children, start_later)
+    return _submit_batch(owner, request_id, title, mode, children, start_later, priority)
 
 
 def _submit_batch(
@@ -89,12 +93,13 @@ def _submit_batch(
     mode: str,
     children: list[tuple[str, dict[str, Any]]],
     start_later: bool = False,
+    priority: str = Priority.NORMAL,
 ) -> tuple[Job, bool]:
     """Create a batch of children whose params are checked."""
     try:
         with transaction.atomic():
             _check_active_cap(owner)
-            batch = batches.create(owner.pk, request_id, title, mode, children)
+            batch = batches.create(owner.pk, request_id, title, mode, children, priority)
             if not start_later:
                 transaction.on_commit(lambda: batches.start(batch.pk), robust=True)
     except IntegrityError:

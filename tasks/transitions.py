@@ -25,7 +25,7 @@ from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
-from tasks import artifacts, events, kinds
+from tasks import artifacts, broker, events, kinds
 from tasks.models import UNFINISHED, Batch, BatchMode, Job, JobEvent, JobStatus, empty_progress
 from telemetry import metrics
 
@@ -150,7 +150,13 @@ def finish(
 def send_task(job: Job) -> None:
     kind = kinds.get(job.kind)
     try:
-        current_app.send_task(kind.task_name, args=[str(job.pk)], task_id=job.celery_task_id, queue=kind.queue)
+        current_app.send_task(
+            kind.task_name,
+            args=[str(job.pk)],
+            task_id=job.celery_task_id,
+            queue=kind.queue,
+            priority=broker.priority_of(job.priority),
+        )
     except Exception:
         # The job stays queued in the database, which is the source of truth;
         # it is sent again when the broker is back.

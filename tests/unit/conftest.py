@@ -36,6 +36,7 @@ async def in_memory_channel_layer(settings: Settings, redis_server: str) -> Asyn
 
 class SentTasks(list[dict[str, Any]]):
     revoked: list[str]
+    priorities: list[int | None]  # each send's message priority, in the order sent
 
 
 # Options of Celery's send_task that say how and when to deliver the task, not what it gets:
@@ -61,6 +62,7 @@ def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> SentTasks:
     """
     sent = SentTasks()
     sent.revoked = []
+    sent.priorities = []
 
     def send_task(
         name: str,
@@ -74,6 +76,7 @@ def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> SentTasks:
         if carried:
             entry["kwargs"] = carried
         sent.append(entry)
+        sent.priorities.append(options.get("priority"))
 
     monkeypatch.setattr(celery_app, "send_task", send_task)
 

@@ -29,10 +29,10 @@ async def socket_of(user: User, ws_url: str) -> AsyncIterator[tuple[ClientConnec
         yield socket, hello
 
 
-async def submit(socket: ClientConnection, kind: str, params: dict[str, Any]) -> str:
-    await socket.send(
-        json.dumps({"type": "job.submit", "request_id": uuid.uuid4().hex, "kind": kind, "params": params})
-    )
+async def submit(socket: ClientConnection, kind: str, params: dict[str, Any], **fields: Any) -> str:
+    """job.submit (with any more `fields`, e.g. priority) until job.accepted: the job's id."""
+    message = {"type": "job.submit", "request_id": uuid.uuid4().hex, "kind": kind, "params": params, **fields}
+    await socket.send(json.dumps(message))
     while True:
         reply = json.loads(await asyncio.wait_for(socket.recv(), 10))
         if reply["type"] == "job.accepted":

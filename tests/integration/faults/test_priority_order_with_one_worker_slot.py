@@ -1,0 +1,40 @@
+"""Priority with real processes: 20 jobs wait, submitted in mixed order with every priority, while no
+worker runs; then one worker with one slot starts them one at a time: every high one first, then the
+normal ones, then the low ones, each in the order submitted."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import User
+
+from tasks.models import Job
+from tests.integration.faults.conftest import FaultStack
+from tests.integration.faults.helpers import socket_of, submit, wait_for_job
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+ORDER = ["low", "normal", "high", "low"] * 5  # 5 high, 5 normal, 10 low, mixed
+
+
+async def test_a_worker_with_one_slot_starts_high_then_normal_then_low(fault_stack: FaultStack, user: User) -> None:
+    for worker in list(fault_stack.workers):
+        await asyncio.to_thread(fault_stack.stop_worker, worker)
+    try:
+        async with socket_of(user, fault_stack.ws_url) as (socket, _):
+            submitted = [(await submit(socket, "demo.countdown", {"steps": 1}, priority=name), name) for name in ORDER]
+    finally:
+        await asyncio.to_thread(fault_stack.start_worker, 1)
+    for job_id, _ in submitted:
+        await wait_for_job(job_id, lambda job: job.is_finished)
+    started = await database_sync_to_async(started_order)([job_id for job_id, _ in submitted])
+    expected = [job_id for name in ("high", "normal", "low") for job_id, given in submitted if given == name]
+    assert started == expected
+
+
+def started_order(job_ids: list[str]) -> list[str]:
+    jobs = Job.objects.filter(pk__in=job_ids).order_by("started_at")
+    assert all(job.status == "succeeded" for job in jobs)
+    return [str(job.pk) for job in jobs]
