@@ -86,6 +86,20 @@ def get_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def get_limits(name: str, *, minimum: int = 1) -> dict[str, int]:
+    """Comma-separated `key=integer` pairs ("file.process=4,email.send=2"); empty: none."""
+    limits: dict[str, int] = {}
+    for item in get_list(name, []):
+        key, sep, number = item.partition("=")
+        if not sep or not key.strip() or not number.strip().isdigit():
+            raise ImproperlyConfigured(f"{name}: {item!r} is not NAME=NUMBER (e.g. file.process=4).")
+        if key.strip() in limits:
+            raise ImproperlyConfigured(f"{name}: {key.strip()!r} is given twice.")
+        limits[key.strip()] = int(number)
+        _check_range(f"{name} {key.strip()}", int(number), minimum, None)
+    return limits
+
+
 def get_database(name: str, default: str) -> dict[str, Any]:
     """A Django DATABASES entry from a URL (sqlite:///path or postgres://...)."""
     url = get_str(name, default)

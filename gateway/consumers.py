@@ -43,6 +43,8 @@ from gateway.protocol import (
     NotificationList,
     NotificationRead,
     NotificationReadAll,
+    OpsKindPause,
+    OpsKindResume,
     OpsSubscribe,
     OpsUnsubscribe,
     Ping,
@@ -59,7 +61,7 @@ from notifications import inbox, notices
 from patches.channels import DispatchWithoutDatabaseHop
 from schedules import services as schedules
 from schedules.models import Schedule
-from tasks import batches, history, kinds, logs, services
+from tasks import batches, history, kinds, limits, logs, services
 from tasks.errors import BadMessage, InvalidParams, JobConflict, RateLimited, ServiceError
 from tasks.models import BATCH_KIND, Job
 from telemetry import metrics
@@ -236,8 +238,10 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         retry_after = await throttle.submit_allowed(self.user.pk)
         if retry_after is not None:
             raise RateLimited("Too many job submissions; wait before submitting again.", retry_after)
-        job = await database_sync_to_async(_submit)(self.user, message)
+        job, created = await database_sync_to_async(_submit)(self.user, message)
         await self.send(text_data=frames.accepted(message.request_id, job))
+        if created and job["kind"] == BATCH_KIND:
+            self._start_batch(job["id"])  # a job its kind split into a batch (a large email)
 
     async def on_batch_submit(self, message: BatchSubmit) -> None:
         """A batch, in one frame or in parts (offset/continues): created in one transaction when complete."""
@@ -252,10 +256,13 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         job, created = await sync_to_async(_closing(_submit_batch), thread_sensitive=False)(self.user, message, jobs)
         await self.send(text_data=frames.accepted(message.request_id, job))
         if created:
-            # Handed out after the answer, and not awaited: sending 10,000 tasks (about 1 ms each) must hold
-            # back neither job.accepted nor this socket's next messages.
-            start = sync_to_async(_closing(batches.start), thread_sensitive=False)(uuid.UUID(job["id"]))
-            self._background(start)
+            self._start_batch(job["id"])
+
+    def _start_batch(self, batch_id: str) -> None:
+        """Hand out a batch's jobs after the answer, and not awaited: sending 10,000 tasks (about 1 ms each)
+        must hold back neither job.accepted nor this socket's next messages."""
+        start = sync_to_async(_closing(batches.start), thread_sensitive=False)(uuid.UUID(batch_id))
+        self._background(start)
 
     def _batch_parts(self, message: BatchSubmit) -> list[tuple[str, dict[str, Any]]]:
         """Every job of the batch so far, this frame's included; a part that does not follow on is refused."""
@@ -340,6 +347,20 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     async def on_ops_unsubscribe(self, message: OpsUnsubscribe) -> None:
         ops.unsubscribe(self)
+
+    async def on_ops_kind_pause(self, message: OpsKindPause) -> None:
+        await self._pause_kind(message.kind, True, message.request_id)
+
+    async def on_ops_kind_resume(self, message: OpsKindResume) -> None:
+        await self._pause_kind(message.kind, False, message.request_id)
+
+    async def _pause_kind(self, kind: str, paused: bool, request_id: str | None) -> None:
+        """Staff only: a paused kind's queued jobs wait; resuming hands them out (tasks.limits)."""
+        self._owner_in("all")
+        # Resuming may hand out many held jobs: off Channels' one database thread.
+        change = sync_to_async(_closing(limits.set_paused), thread_sensitive=False)
+        await change(kind, paused, self.user.get_username())
+        await self.send(text_data=frames.ops_kind(request_id, kind, paused))
 
     async def on_job_bulk(self, message: JobBulk) -> None:
         owner_id = self._owner_in(message.scope)
@@ -614,9 +635,11 @@ def _submit_batch(
     return frames.job_payload(batch), created
 
 
-def _submit(user: User, message: Submit) -> dict[str, Any]:
-    job, _ = services.submit(user, message.request_id, message.kind, message.params, message.priority)
-    return frames.job_payload(job)
+def _submit(user: User, message: Submit) -> tuple[dict[str, Any], bool]:
+    job, created = services.submit(
+        user, message.request_id, message.kind, message.params, message.priority, start_later=True
+    )
+    return frames.job_payload(job), created
 
 
 def _schedule_create(user: User, message: ScheduleCreate, origin: str) -> str:

@@ -270,7 +270,12 @@ def ops_stats(snapshot: dict[str, Any], queues: list[dict[str, Any]], workers: l
     series = snapshot["per_minute"]
     per_minute = {**series, "minutes": [timestamp(minute) for minute in series["minutes"]]}
     body = {"type": "ops.stats", "at": timestamp(now), "kinds": snapshot["kinds"], "queues": waiting}
-    return dumps({**body, "workers": workers, "per_minute": per_minute})
+    return dumps({**body, "workers": workers, "per_minute": per_minute, "controls": snapshot["controls"]})
+
+
+def ops_kind(request_id: str | None, kind: str, paused: bool) -> str:
+    """The answer to ops.kind.pause and ops.kind.resume (extension, staff only)."""
+    return dumps({"type": "ops.kind", "request_id": request_id, "kind": kind, "paused": paused})
 
 
 def error(code: str, message: str, request_id: str | None = None, details: dict[str, Any] | None = None) -> str:

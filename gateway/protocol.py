@@ -276,6 +276,18 @@ class OpsUnsubscribe(ClientMessage):
     type: Literal["ops.unsubscribe"]
 
 
+@message_type
+class OpsKindPause(ClientMessage):
+    type: Literal["ops.kind.pause"]
+    kind: KindName
+
+
+@message_type
+class OpsKindResume(ClientMessage):
+    type: Literal["ops.kind.resume"]
+    kind: KindName
+
+
 # Extensions (docs/protocol.md): the notification centre.
 NOTIFICATION_PAGE = 20
 NOTIFICATION_PAGE_MAX = 100

@@ -10,8 +10,10 @@ class TasksConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's idiom: what reads models is imported once they are ready.
-        from tasks import batches, kinds, tasks
+        from tasks import batches, kinds, limits, tasks
 
         kinds.autodiscover()
+        limits.check_settings()
         tasks.register_kind_tasks()
         batches.connect()
+        limits.connect()

@@ -318,16 +318,18 @@ def batch_progress(counts: Batch) -> dict[str, Any]:
 def advance(batch_id: uuid.UUID) -> None:
     """Hand out a sequence's next step, or cancel the steps after one that did not succeed. Idempotent."""
     steps = list(
-        Job.objects.filter(parent_id=batch_id).order_by("position").values_list("id", "status", "celery_task_id")
+        Job.objects.filter(parent_id=batch_id)
+        .order_by("position")
+        .values_list("id", "status", "celery_task_id", "hold")
     )
-    for index, (step_id, status, task_id) in enumerate(steps):
+    for index, (step_id, status, task_id, held) in enumerate(steps):
         if status == JobStatus.SUCCEEDED:
             continue
         if status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            for later_id, later_status, _ in steps[index + 1 :]:
+            for later_id, later_status, *_ in steps[index + 1 :]:
                 if later_status == JobStatus.QUEUED:
                     transitions.cancel(later_id, note=f"step {index} did not succeed")
-        elif status == JobStatus.QUEUED and not task_id:
+        elif status == JobStatus.QUEUED and not task_id and not held:  # a held step waits for its slot
             _send_step(step_id)
         return
 
@@ -336,7 +338,7 @@ def _send_step(step_id: uuid.UUID) -> None:
     """A step's turn has come: give it a task and send it."""
 
     def waiting(job: Job) -> bool:
-        return not job.celery_task_id
+        return not job.celery_task_id and not job.hold
 
     def change(job: Job) -> None:
         job.celery_task_id = transitions.new_task_id()

@@ -32,3 +32,7 @@ def send_on_commit(signal: Signal, **fields: Any) -> None:
 # `child_moved(job, old)`: a child of a batch changed state, sent inside its transition's transaction
 # (tasks.batches moves the batch's counters in it, so they commit, or roll back, with the child).
 child_moved = Signal()
+
+# `slot_freed(kind, owner_id)`: a job left running (finished, or put back in the queue), sent after
+# its transaction commits: tasks.limits hands out a job that waited for the slot.
+slot_freed = Signal()

@@ -32,6 +32,14 @@ class Priority(models.TextChoices):
     LOW = "low"
 
 
+class Hold(models.TextChoices):
+    """Why a queued job may not start yet (tasks.limits); blank: it may."""
+
+    KIND_LIMIT = "kind_limit"
+    USER_LIMIT = "user_limit"
+    PAUSED = "paused"
+
+
 UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
@@ -63,6 +71,8 @@ class Job(models.Model):
     request_id = models.CharField(max_length=64, help_text="Client's idempotency key, unique per owner.")
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    # Why a queued job waits with no task (tasks.limits): its kind's or its owner's limit, or a paused kind.
+    hold = models.CharField(max_length=16, choices=Hold.choices, blank=True, default="")
     attempt = models.PositiveIntegerField(default=1)
     seq = models.PositiveBigIntegerField(default=1, help_text="Grows with every event of this job.")
     progress = models.JSONField(default=empty_progress)
@@ -110,6 +120,8 @@ class Job(models.Model):
             models.Index(fields=["parent", "-created_at", "-id"], name="job_children", condition=CHILDREN),
             models.Index(fields=["status"], name="job_status"),
             models.Index(fields=["finished_at"], name="job_finished_at"),
+            # The jobs a freed slot may release, in the order they go (tasks.limits): few, so a small index.
+            models.Index(fields=["kind", "hold", "created_at"], name="job_held", condition=~models.Q(hold="")),
         ]
 
     def __str__(self) -> str:
@@ -118,6 +130,19 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+
+class KindState(models.Model):
+    """A kind's switches for operators (tasks.limits): a paused kind's queued jobs wait. Its row is also
+    the lock that makes the claims of one kind with a concurrency limit take turns."""
+
+    kind = models.CharField(max_length=64, primary_key=True)
+    paused = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(auto_now=True)
+    changed_by = models.CharField(max_length=150, blank=True, help_text="Who paused or resumed it last.")
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({'paused' if self.paused else 'running'})"
 
 
 class BatchMode(models.TextChoices):

@@ -12,10 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Min
 from django.db.models.functions import TruncMinute
 
-from tasks import broker, kinds
+from tasks import broker, kinds, limits
 from tasks.models import FINISHED, UNFINISHED, Job, JobStatus
 
 WINDOW = timedelta(hours=1)
@@ -36,9 +37,27 @@ def snapshot(now: datetime) -> dict[str, Any]:
     return {
         "at": now,
         "kinds": _by_kind([dict(row) for row in (*live, *recent)]),
+        "controls": controls(),
         "oldest_queued": {row["kind"]: row["since"] for row in oldest},
         "per_minute": _series([dict(row) for row in minutes], since, now),
     }
+
+
+def controls() -> list[dict[str, Any]]:
+    """Each kind's switches and limits: paused, its concurrency limit, and how many of its jobs are held."""
+    held = dict(
+        Job.objects.filter(status=JobStatus.QUEUED).exclude(hold="").values_list("kind").annotate(n=Count("id"))
+    )
+    states = limits.states()
+    return [
+        {
+            "kind": name,
+            "paused": name in states and states[name].paused,
+            "limit": settings.JOBS_CONCURRENCY.get(name),
+            "held": held.get(name, 0),
+        }
+        for name in kinds.names()
+    ]
 
 
 def _by_kind(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

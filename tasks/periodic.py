@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 def reconcile() -> None:
     """Requeue jobs whose worker is gone, resend tasks the broker lost (every JOBS_RECONCILE_SECONDS)."""
     outcome = reconciler.reconcile()
-    if outcome.requeued_lost or outcome.resent:
+    if any(dataclasses.astuple(outcome)):
         logger.warning("reconciled: %s", outcome)
 
 

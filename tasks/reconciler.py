@@ -17,6 +17,8 @@ Run by Celery beat every JOBS_RECONCILE_SECONDS (task jobs.reconcile):
    children and repaired (and logged) if they disagree; a sequence whose next
    step was never handed out, or whose steps after a failed one were never
    cancelled, is moved on (tasks.batches).
+4. Jobs held by a limit or a paused kind that could start now are handed out
+   (tasks.limits), should the release when a slot freed have been lost.
 
 All go through tasks.services, so every change bumps seq and is published.
 """
@@ -31,7 +33,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from tasks import batches, broker, liveness, services
+from tasks import batches, broker, limits, liveness, services
 from tasks.models import BATCH_KIND, Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -43,12 +45,14 @@ class Reconciled:
     resent: int
     resent_orphaned: int = 0
     batches_repaired: int = 0
+    released: int = 0
 
 
 def reconcile() -> Reconciled:
     lost = _requeue_lost_jobs()
     resent, orphaned = _resend_missing_tasks()
-    return Reconciled(requeued_lost=lost, resent=resent, resent_orphaned=orphaned, batches_repaired=batches.repair())
+    repaired = batches.repair()
+    return Reconciled(lost, resent, orphaned, repaired, released=limits.release_all())
 
 
 def _requeue_lost_jobs() -> int:

@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tasks import artifacts, batches, events, history, kinds, liveness, transitions
+from tasks import artifacts, batches, events, history, kinds, limits, liveness, transitions
 from tasks.errors import JobConflict, JobNotFound, RateLimited
 from tasks.estimates import eta_seconds
 from tasks.models import BATCH_KIND, FINISHED, UNFINISHED, Job, JobEvent, JobStatus, Priority
@@ -26,9 +26,18 @@ logger = logging.getLogger(__name__)
 
 
 def submit(
-    owner: User, request_id: str, kind: str, params: dict[str, Any], priority: str = Priority.NORMAL
+    owner: User,
+    request_id: str,
+    kind: str,
+    params: dict[str, Any],
+    priority: str = Priority.NORMAL,
+    start_later: bool = False,
 ) -> tuple[Job, bool]:
-    """Record a job and queue it. The same request_id again returns the same job, created=False."""
+    """Record a job and queue it. The same request_id again returns the same job, created=False.
+
+    A job its kind splits (an email to 50,000 addresses) becomes a batch; with `start_later`, the
+    caller hands its jobs out (batches.start), as for submit_batch.
+    """
     existing = _existing(owner, request_id)
     if existing is not None:
         return existing, False
@@ -36,7 +45,7 @@ def submit(
     if len(split.parts) > 1:
         # Too large for one job (an email to 50,000 addresses): one batch, one bar, spread over every worker.
         children = [(kind, part) for part in split.parts]
-        return _submit_batch(owner, request_id, split.title, "parallel", children, priority=priority)
+        return _submit_batch(owner, request_id, split.title, "parallel", children, start_later, priority)
     (clean,) = split.parts
     job_id = uuid.uuid4()
     searched = history.search_text(job_id, request_id, kinds.public_params(kind, clean))
@@ -193,7 +202,18 @@ def start(job_id: str, task_id: str) -> Job | None:
 
     if _fail_if_worker_lost(job_id, guard=claimable):
         return None
+    if not limits.in_force():
+        return _claim(job_id, claimable, me)
+    with transaction.atomic():
+        refused = limits.refusal(job_id, task_id)
+        if refused is not None:
+            # Over a limit, or its kind paused: it waits, queued, without this task (which ends).
+            limits.hold(job_id, task_id, refused)
+            return None
+        return _claim(job_id, claimable, me)
 
+
+def _claim(job_id: str, claimable: Callable[[Job], bool], me: str) -> Job | None:
     def change(job: Job) -> None:
         now = timezone.now()
         if job.deliveries:

@@ -44,6 +44,7 @@ def cancel(job_id: uuid.UUID | str, note: str) -> Job | None:
     def change(job: Job) -> None:
         job.status = JobStatus.CANCELLED
         job.finished_at = timezone.now()
+        job.hold = ""
 
     return transition(job_id, "job.cancelled", allowed=UNFINISHED, change=change, note=note)
 
@@ -58,6 +59,7 @@ def retry(job_id: uuid.UUID | str, note: str) -> Job | None:
         job.result = job.error = job.started_at = job.finished_at = job.heartbeat_at = None
         job.deliveries = 0
         job.worker = ""
+        job.hold = ""
         artifacts.forget(job)  # the new attempt makes its own
 
     job = transition(job_id, "job.queued", allowed=(JobStatus.FAILED, JobStatus.CANCELLED), change=change, note=note)
@@ -97,6 +99,8 @@ def transition(
         job.save()
         if job.parent_id is not None and job.status != before:
             events.child_moved.send(sender=None, job=job, old=before)
+        if before == JobStatus.RUNNING and job.status != before:
+            events.send_on_commit(events.slot_freed, kind=job.kind, owner_id=job.owner_id)
         failure = str(job.error.get("code", "")) if job.status == JobStatus.FAILED and job.error else ""
         JobEvent.objects.create(job=job, seq=job.seq, event=event, at=job.updated_at, note=(note or failure)[:200])
         events.send_on_commit(events.job_changed, event=event, job=job)

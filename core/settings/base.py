@@ -236,6 +236,11 @@ JOBS_LEASE_SECONDS = env.get_float("JOBS_LEASE_SECONDS", 3 * JOBS_HEARTBEAT_SECO
 JOBS_REQUEUE_AFTER_SECONDS = env.get_float("JOBS_REQUEUE_AFTER_SECONDS", 30.0, minimum=0.1)
 if JOBS_LEASE_SECONDS <= JOBS_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("JOBS_LEASE_SECONDS must be longer than JOBS_HEARTBEAT_SECONDS.")
+# Limits (tasks/limits.py): at most N running jobs of a kind over the whole cluster
+# ("file.process=4,email.send=2"; a kind not named has none), and per user (0: none).
+# A job over a limit waits queued, holding no worker slot, until one frees.
+JOBS_CONCURRENCY = env.get_limits("JOBS_CONCURRENCY")
+JOBS_CONCURRENCY_PER_USER = env.get_int("JOBS_CONCURRENCY_PER_USER", 0, minimum=0)
 # Seconds the publisher waits on Redis before dropping an event (the DB keeps the state).
 PUBLISH_TIMEOUT = env.get_float("PUBLISH_TIMEOUT", 2.0, minimum=0.05)
 # How often each Daphne process checks that the channel layer's Redis servers

@@ -63,13 +63,13 @@ class JobsClient:
             return True
         return False
 
-    async def submit(self, kind: str, params: Message) -> Message:
+    async def submit(self, kind: str, params: Message, timeout: float = 10) -> Message:
         """Submit a job and return it as accepted; what arrives before the answer is held for `receive`."""
         request_id = uuid.uuid4().hex
         await self.send({"type": "job.submit", "request_id": request_id, "kind": kind, "params": params})
         before: list[Message] = []
         while True:
-            answer = await self.receive()
+            answer = await self.receive(timeout)
             if answer.get("request_id") == request_id:
                 break
             assert answer["type"] not in ("job.accepted", "error"), answer

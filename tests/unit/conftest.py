@@ -11,7 +11,7 @@ import redis
 from pytest_django.fixtures import Settings
 
 from celery_app import app as celery_app
-from tasks import batches
+from tasks import batches, limits
 from transport.publisher import publisher
 
 THROTTLE_DB = 1  # unit tests keep rate-limit counters in their own DB of the private Redis
@@ -95,3 +95,9 @@ def batch_progress(monkeypatch: pytest.MonkeyPatch) -> Iterator[batches.Coalesce
     monkeypatch.setattr(batches, "progress", coalescer)
     yield coalescer
     coalescer.close()
+
+
+@pytest.fixture(autouse=True)
+def paused_kinds_read_afresh() -> None:
+    """Each test reads which kinds are paused from its own database, not a copy cached by an earlier test."""
+    limits.forget_paused()

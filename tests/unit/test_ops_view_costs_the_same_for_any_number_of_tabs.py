@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pytest_django.fixtures import Settings
 
-from tasks import broker, operations
+from tasks import broker, kinds, operations
 from tasks.models import Job
 from tests.factories import UserFactory
 from tests.unit.sockets import connected
@@ -66,9 +66,14 @@ def test_one_computation_is_a_few_aggregate_queries_on_indexes(user: User) -> No
     for n, status in enumerate(["queued", "running", "succeeded", "failed"]):
         Job.objects.create(owner=user, request_id=f"r{n}", kind="demo.countdown", status=status)
     Job.objects.filter(status__in=["succeeded", "failed"]).update(finished_at=now - timedelta(minutes=5))
+    Job.objects.filter(status="queued").update(hold="kind_limit")
     with CaptureQueriesContext(connection) as queries:
         numbers = operations.snapshot(now)
-    assert len(queries) == 4
+    # Four for the jobs, two for the kinds' controls (held jobs per kind, the paused kinds).
+    assert len(queries) == 6
+    controls = {row["kind"]: row for row in numbers["controls"]}
+    assert controls["demo.countdown"] == {"kind": "demo.countdown", "paused": False, "limit": None, "held": 1}
+    assert set(controls) == set(kinds.names())
     counts = numbers["kinds"]["demo.countdown"]
     assert (counts["queued"], counts["running"], counts["succeeded"], counts["failed"]) == (1, 1, 1, 1)
     series = numbers["per_minute"]

@@ -23,19 +23,19 @@ from tests.unit.sockets import connected
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("published")]
 
 
-def submit(user: User, **more: str) -> Job:
-    job, _ = services.submit(user, uuid.uuid4().hex, "demo.countdown", {"steps": 1}, **more)
+def submit(user: User, priority: str = "normal") -> Job:
+    job, _ = services.submit(user, uuid.uuid4().hex, "demo.countdown", {"steps": 1}, priority)
     return job
 
 
 def test_each_priority_is_its_own_step_and_normal_is_the_default(user: User, sent_tasks: SentTasks) -> None:
-    jobs = [submit(user), submit(user, priority="high"), submit(user, priority="low")]
+    jobs = [submit(user), submit(user, "high"), submit(user, "low")]
     assert [job.priority for job in jobs] == ["normal", "high", "low"]
     assert sent_tasks.priorities == [3, 0, 6]
 
 
 def test_a_retry_and_a_batch_keep_the_priority(user: User, sent_tasks: SentTasks) -> None:
-    job = submit(user, priority="low")
+    job = submit(user, "low")
     services.cancel(user, str(job.pk))
     services.retry(user, str(job.pk))
     batch, _ = services.submit_batch(

@@ -23,6 +23,9 @@ def test_it_reads_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env.get_bool("X_BOOL", False) is True
     assert env.get_int("X_INT", 1) == 42
     assert env.get_list("X_LIST", []) == ["a.example", "b.example"]
+    monkeypatch.setenv("X_LIMITS", " file.process=4, email.send=2 ")
+    assert env.get_limits("X_LIMITS") == {"file.process": 4, "email.send": 2}
+    assert env.get_limits("X_UNSET_LIMITS") == {}
     assert env.get_str("X_MISSING", "fallback") == "fallback"
 
 
@@ -39,6 +42,9 @@ def test_it_reads_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
         ("CHANNEL_LAYER", "rabbitmq", lambda: env.get_choice("CHANNEL_LAYER", "core", ("core", "pubsub"))),
         ("EMAIL_URL", "carrier-pigeon://coop", lambda: env.get_email("EMAIL_URL", "consolemail://")),
         ("EMAIL_URL", "filemail://relative/path", lambda: env.get_email("EMAIL_URL", "consolemail://")),
+        ("JOBS_CONCURRENCY", "file.process:4", lambda: env.get_limits("JOBS_CONCURRENCY")),
+        ("JOBS_CONCURRENCY", "file.process=0", lambda: env.get_limits("JOBS_CONCURRENCY")),
+        ("JOBS_CONCURRENCY", "a=1,a=2", lambda: env.get_limits("JOBS_CONCURRENCY")),
     ],
 )
 def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str, read: object) -> None:

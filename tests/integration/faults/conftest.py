@@ -31,6 +31,8 @@ FAST_RECOVERY = {
     "JOBS_PROGRESS_INTERVAL": "0.05",
     # The fault tests open more sockets per user than a person would; the limit has tests of its own.
     "RATE_LIMIT_CONNECTIONS_PER_USER": "100",
+    # A kind only the limit's test runs (test_concurrency_limit_across_workers.py).
+    "JOBS_CONCURRENCY": "test.table=2",
 }
 
 
