@@ -361,6 +361,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         change = sync_to_async(_closing(limits.set_paused), thread_sensitive=False)
         await change(kind, paused, self.user.get_username())
         await self.send(text_data=frames.ops_kind(request_id, kind, paused))
+        await ops.refresh()  # this process's staff tabs see it now (the others at their next interval)
 
     async def on_job_bulk(self, message: JobBulk) -> None:
         owner_id = self._owner_in(message.scope)

@@ -71,6 +71,15 @@ async def latest() -> str:
         return state.frame
 
 
+async def refresh() -> None:
+    """Compute the numbers now and send them to every watching socket of this process (a kind was paused)."""
+    _state().made_at = float("-inf")
+    frame = await latest()
+    for socket in list(_sockets):
+        with contextlib.suppress(Exception):
+            await socket.send(text_data=frame)
+
+
 async def _send_forever() -> None:
     while _sockets:
         await asyncio.sleep(settings.OPS_INTERVAL_SECONDS)

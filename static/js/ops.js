@@ -2,7 +2,7 @@
 // (ops.subscribe → ops.stats: workers, queues, jobs by kind, the last hour per minute, drawn with uPlot),
 // and everyone's jobs with the history's filters (and an owner filter) and bulk actions (scope "all").
 import uPlot from "../vendor/uplot-1.6.32/uPlot.esm.js";
-import { h, setText } from "./dom.js";
+import { announce, h, setText } from "./dom.js";
 import { formatDuration, formatNumber, formatTime, setKinds } from "./format.js";
 import { History } from "./history.js";
 import { JobList } from "./joblist.js";
@@ -74,7 +74,43 @@ function showStats(stats) {
   document.getElementById("ops-worker-names").replaceChildren(...stats.workers.map((name) => h("li", { text: name })));
   showQueues(stats.queues);
   showKinds(stats.kinds);
+  showControls(stats.controls || []);
   showChart(stats.per_minute);
+}
+
+/** Each kind's limit, held jobs and state, with a button that pauses or resumes it (ops.kind.pause|resume). */
+function showControls(controls) {
+  const rows = controls.map((control) => {
+    const button = h("button", {
+      className: "secondary",
+      attrs: { type: "button" },
+      dataset: { kind: control.kind },
+      text: control.paused ? "Resume" : "Pause",
+    });
+    button.addEventListener("click", () => setPaused(button, control.kind, !control.paused));
+    return h(
+      "tr",
+      { dataset: { kind: control.kind, paused: String(control.paused) } },
+      h("th", { attrs: { scope: "row" }, text: control.kind }),
+      h("td", { className: "num", text: control.limit === null ? "—" : formatNumber(control.limit) }),
+      h("td", { className: "num", text: formatNumber(control.held) }),
+      h("td", { text: control.paused ? "Paused" : "Running" }),
+      h("td", {}, button),
+    );
+  });
+  document.querySelector("#ops-controls tbody").replaceChildren(...rows);
+}
+
+async function setPaused(button, kind, paused) {
+  button.disabled = true;
+  const reply = await requests.send({ type: paused ? "ops.kind.pause" : "ops.kind.resume", kind }, { resend: false });
+  if (reply.type === "error") {
+    button.disabled = false;
+    showNotice(reply.message);
+    return;
+  }
+  // The server sends every staff tab fresh numbers at once, which redraw the row (and enable its button).
+  announce(`${kind} ${reply.paused ? "paused" : "resumed"}.`);
 }
 
 function showQueues(queues) {
