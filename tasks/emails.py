@@ -47,6 +47,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import patches.smtp
+from tasks import mailrate
 from tasks.models import DeliveryStatus, EmailDelivery
 
 logger = logging.getLogger(__name__)
@@ -86,11 +87,18 @@ class MailServerUnavailable(Exception):
         self.reason = reason
 
 
-def deliver(job_id: str, attempt: int, letter: Letter, progress: Callable[[list[Outcome]], None]) -> list[Outcome]:
+def deliver(
+    job_id: str,
+    attempt: int,
+    letter: Letter,
+    progress: Callable[[list[Outcome]], None],
+    throttled: Callable[[list[Outcome], float], None] | None = None,
+) -> list[Outcome]:
     """Send the letter to every recipient not yet served; one outcome per recipient, in order.
 
-    `progress` is called with the outcomes so far after each recipient.
-    Raises MailServerUnavailable (and whatever `progress` raises, e.g. JobCancelled).
+    `progress` is called with the outcomes so far after each recipient; `throttled`, about once a
+    second, while the mail rate limit (tasks.mailrate) holds the next message back.
+    Raises MailServerUnavailable (and whatever `progress` or `throttled` raises, e.g. JobCancelled).
     """
     rows = {row.recipient: row for row in EmailDelivery.objects.filter(job_id=job_id)}
     if not any(_is_pending(rows.get(address), attempt) for address in letter.to):
@@ -105,6 +113,7 @@ def deliver(job_id: str, attempt: int, letter: Letter, progress: Callable[[list[
             if row is not None and not _is_pending(row, attempt):
                 outcomes.append(_outcome_of(row, earlier=True))
             else:
+                mailrate.wait_for_turn(lambda left: throttled(outcomes, left) if throttled else None)
                 outcomes.append(_send_once(connection, job_id, attempt, index, address, letter))
             progress(outcomes)
     return outcomes

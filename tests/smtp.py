@@ -14,9 +14,10 @@ import email.policy
 import ipaddress
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
@@ -48,6 +49,8 @@ class Received:
     tls: bool = False
     # The user name the client logged in with (AUTH), if it did.
     login: str | None = None
+    # When the message's data arrived (time.monotonic()): the mail rate limit's test measures windows.
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def body(self) -> str:

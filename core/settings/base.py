@@ -215,6 +215,8 @@ EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = _EMAIL.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _EMAIL.get("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env.get_int("EMAIL_TIMEOUT", 30, minimum=1)
+# The mail provider's limit: at most this many messages in any minute over every worker (0: none).
+EMAIL_RATE_PER_MINUTE = env.get_int("EMAIL_RATE_PER_MINUTE", 0, minimum=0)
 DEFAULT_FROM_EMAIL = env.get_str("DEFAULT_FROM_EMAIL", "jobs@localhost")
 
 # --- Jobs ---------------------------------------------------------------------

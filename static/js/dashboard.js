@@ -1,8 +1,9 @@
 // The dashboard: one WebSocket (socket.js), the jobs it reports merged by seq
 // (store.js), shown live (joblist.js) under the history's filter and paged as
 // the list scrolls (history.js), a form per job kind built from its JSON
-// Schema (forms.js), and batches: built and submitted (batchforms.js), their
-// jobs listed and followed while a batch is expanded (batches.js).
+// Schema (forms.js), batches: built and submitted (batchforms.js), their
+// jobs listed and followed while a batch is expanded (batches.js), and
+// schedules: made, listed, paused, resumed and deleted (schedules.js).
 import { BatchBuilder, FileThenEmail } from "./batchforms.js";
 import { Batches } from "./batches.js";
 import { announce, setText } from "./dom.js";
@@ -13,6 +14,7 @@ import { JobList } from "./joblist.js";
 import { NotificationCenter } from "./notifications.js";
 import { showConnectionOf, showNotice } from "./page.js";
 import { Requests } from "./requests.js";
+import { Schedules } from "./schedules.js";
 import { JobSocket, socketUrl } from "./socket.js";
 import { JobStore } from "./store.js";
 
@@ -52,6 +54,13 @@ const jobList = new JobList(document.getElementById("job-list"), {
 store.subscribe((changed, removed) => jobList.render(store, changed, removed));
 // Notices, the bell and browser notifications (the protocol's extension messages).
 const notifications = new NotificationCenter((message) => socket.send(message));
+const schedules = new Schedules(document.getElementById("schedules"), {
+  request: (message, options) => requests.send(message, options),
+  upload: uploadFile,
+  jobStatus: (id) => store.get(id)?.status,
+});
+// A schedule's last job moves on after the schedule's own frame: its row follows the job's events.
+store.subscribe((changed) => schedules.jobsChanged(changed));
 
 // The kinds as kind.list describes them: first from the page, then from the server after each hello.
 let forms = [];
@@ -78,6 +87,7 @@ function showKinds(described) {
   document.getElementById("no-kinds").hidden = forms.length > 0;
   builder.setKinds(kinds);
   fileThenEmail.setKinds(kinds);
+  schedules.setKinds(kinds);
   document.getElementById("new-batch").hidden = forms.length === 0;
   for (const form of forms) form.setConnected(socket.state === "live");
 }
@@ -119,6 +129,13 @@ function onMessage(message) {
     case "kind.list":
       showKinds(message.kinds || []);
       break;
+    case "schedule.created":
+    case "schedule.changed":
+    case "schedule.list":
+      // Applied whoever asked: the tab that asked gets only its answer, the others the same frame.
+      schedules.handle(message);
+      requests.handle(message);
+      break;
     case "error":
       onError(message);
       break;
@@ -138,6 +155,8 @@ function onHello(hello) {
   requests.reconnected();
   batches.reconnected();
   jobHistory.restart();
+  // After requests.reconnected(), which settles the listing a lost connection asked for.
+  schedules.reload();
 }
 
 function onJobEvent(message) {
@@ -166,6 +185,7 @@ function onState(state) {
   builder.setConnected(state === "live");
   fileThenEmail.setConnected(state === "live");
   notifications.setConnected(state === "live");
+  schedules.setConnected(state === "live");
 }
 
 function showCounts() {

@@ -199,7 +199,7 @@ def send(ctx: Context[EmailParams]) -> dict[str, Any]:
     progress([])
     letter = emails.Letter(to=params.to, subject=params.subject, body=params.body)
     try:
-        outcomes = emails.deliver(ctx.job_id, ctx.attempt, letter, progress)
+        outcomes = emails.deliver(ctx.job_id, ctx.attempt, letter, progress, partial(_throttled, ctx, total))
     except emails.MailServerUnavailable as exc:
         sent = emails.count_sent(ctx.job_id)
         raise JobFailure(
@@ -217,6 +217,13 @@ def _report(ctx: Context[EmailParams], total: int, outcomes: list[emails.Outcome
     failed = len(outcomes) - sent
     message = f"{sent} of {total} sent" + (f", {failed} failed" if failed else "")
     ctx.progress(len(outcomes), total, stage="sending", message=message)
+
+
+def _throttled(ctx: Context[EmailParams], total: int, outcomes: list[emails.Outcome], left: float) -> None:
+    """The next message waits for the mail rate limit (EMAIL_RATE_PER_MINUTE): the owner sees why."""
+    sent = sum(outcome.sent for outcome in outcomes)
+    message = f"throttled by the mail rate limit: {sent} of {total} sent, the next in {left:.0f} s"
+    ctx.progress(len(outcomes), total, stage="throttled", message=message)
 
 
 def _log(ctx: Context[EmailParams], outcome: emails.Outcome) -> None:
