@@ -261,13 +261,8 @@ def _unhold(job_id: uuid.UUID) -> Job | None:
 
     def change(job: Job) -> None:
         job.hold = ""
-        job.celery_task_id = transitions.new_task_id()
         job.progress = empty_progress()
 
-    job = transitions.transition(
-        job_id, "job.queued", allowed=(JobStatus.QUEUED,), change=change, guard=held, note="a slot is free"
+    return transitions.send_again(
+        job_id, allowed=(JobStatus.QUEUED,), guard=held, change=change, note="a slot is free", level=logging.INFO
     )
-    if job is not None:
-        released = job
-        transaction.on_commit(lambda: transitions.send_task(released), robust=True)
-    return job

@@ -243,24 +243,13 @@ def requeue_lost(job_id: str) -> Job | None:
     if _fail_if_worker_lost(job_id, guard=lost):
         return None
 
-    def change(job: Job) -> None:
-        job.status = JobStatus.QUEUED
-        job.celery_task_id = transitions.new_task_id()
+    def forget_worker(job: Job) -> None:
         job.worker = ""
         job.heartbeat_at = None
 
-    job = transitions.transition(
-        job_id,
-        "job.queued",
-        allowed=(JobStatus.RUNNING,),
-        change=change,
-        guard=lost,
-        level=logging.WARNING,
-        note="its worker is gone",
+    return transitions.send_again(
+        job_id, allowed=(JobStatus.RUNNING,), guard=lost, change=forget_worker, note="its worker is gone"
     )
-    if job is not None:
-        transaction.on_commit(lambda: transitions.send_task(job), robust=True)
-    return job
 
 
 def resend_orphaned(job_id: uuid.UUID, task_id: str) -> Job | None:
@@ -269,21 +258,8 @@ def resend_orphaned(job_id: uuid.UUID, task_id: str) -> Job | None:
     def still_orphaned(job: Job) -> bool:
         return job.celery_task_id == task_id
 
-    def change(job: Job) -> None:
-        job.celery_task_id = transitions.new_task_id()
-
-    job = transitions.transition(
-        job_id,
-        "job.queued",
-        allowed=(JobStatus.QUEUED,),
-        change=change,
-        guard=still_orphaned,
-        level=logging.WARNING,
-        note="the worker it was handed to is gone",
-    )
-    if job is not None:
-        transaction.on_commit(lambda: transitions.send_task(job), robust=True)
-    return job
+    note = "the worker it was handed to is gone"
+    return transitions.send_again(job_id, allowed=(JobStatus.QUEUED,), guard=still_orphaned, note=note)
 
 
 def _fail_if_worker_lost(job_id: str, guard: Callable[[Job], bool]) -> bool:

@@ -69,6 +69,31 @@ def retry(job_id: uuid.UUID | str, note: str) -> Job | None:
     return job
 
 
+def send_again(
+    job_id: uuid.UUID | str,
+    *,
+    allowed: Collection[str],
+    guard: Callable[[Job], bool],
+    note: str,
+    change: Callable[[Job], None] | None = None,
+    level: int = logging.WARNING,
+) -> Job | None:
+    """Queue a job under a new task id (after `change`) and send that task once this commits; an old
+    message of the job, if the broker ever hands it out, finds another task id and runs nothing."""
+
+    def anew(job: Job) -> None:
+        job.status = JobStatus.QUEUED
+        job.celery_task_id = new_task_id()
+        if change is not None:
+            change(job)
+
+    job = transition(job_id, "job.queued", allowed=allowed, change=anew, guard=guard, level=level, note=note)
+    if job is not None:
+        queued = job
+        transaction.on_commit(lambda: send_task(queued), robust=True)
+    return job
+
+
 def revoke_on_commit(task_ids: list[str]) -> None:
     transaction.on_commit(lambda: current_app.control.revoke(task_ids), robust=True)
 

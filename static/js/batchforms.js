@@ -7,7 +7,7 @@
 // job it names. A batch too large for one frame goes in parts (docs/protocol.md, "Extension: a batch in
 // parts"), one after another, each once the server has answered the one before.
 import { announce, h, setAttr, setText } from "./dom.js";
-import { KindForm, slug } from "./forms.js";
+import { KindForm, KindPicker, slug } from "./forms.js";
 import { formatNumber, kindName, operationName, paramsSummary, uploadNames } from "./format.js";
 import { requestId } from "./requests.js";
 
@@ -69,14 +69,13 @@ export class BatchBuilder {
     this.submitBatch = submitBatch;
     this.upload = upload;
     this.kinds = [];
-    this.forms = new Map(); // kind name → [its Kind object as JSON, its KindForm]
     this.entries = []; // {kind, params, copies}
     this.connected = false;
     this.connections = 0; // live connections so far: a batch in parts starts over on a new one
     this.pending = false;
     this.sending = null; // while a batch goes in parts: how far it got, instead of the count of jobs
 
-    this.kindSelect = h("select", { attrs: { id: "batch-kind", name: "kind" }, on: { change: () => this._showForm() } });
+    this.kindSelect = h("select", { attrs: { id: "batch-kind", name: "kind" }, on: { change: () => this.picker.show() } });
     this.formBox = h("div", { className: "batch-kind-form" });
     this.copies = h("input", { attrs: { id: "batch-copies", name: "copies", type: "number", inputmode: "numeric", min: 1, max: MAX_COPIES, step: 1, value: 1, "aria-describedby": "batch-copies-error" } });
     this.copiesField = h(
@@ -86,6 +85,17 @@ export class BatchBuilder {
       this.copies,
       h("p", { className: "field-error", attrs: { id: "batch-copies-error" } }),
     );
+    // The chosen kind's own form, its button adding to the batch.
+    this.picker = new KindPicker(this.kindSelect, this.formBox, this.copiesField, (kind) => {
+      const form = new KindForm(kind, (name, params) => this._add(name, params), this.upload, {
+        idPrefix: `batch-${slug(kind.title || kind.name)}`,
+        submitLabel: "Add to batch",
+        heading: false,
+        check: () => this._checkCopies(),
+      });
+      form.setConnected(true); // adding sends nothing over the socket (a file is uploaded over HTTP)
+      return form;
+    });
     this.title = h("input", { attrs: { id: "batch-title", name: "title", type: "text", maxlength: 200, autocomplete: "off", "aria-describedby": "batch-title-hint" } });
     this.count = h("p", { className: "batch-entries-count muted", attrs: { id: "batch-entries-heading", "aria-live": "polite" } });
     this.list = h("ol", { className: "batch-entries", attrs: { "aria-labelledby": "batch-entries-heading" } });
@@ -125,43 +135,13 @@ export class BatchBuilder {
   /** The kinds the server offers (kind.list): one choice each; a form being filled in stays when its kind did not change. */
   setKinds(kinds) {
     this.kinds = kinds;
-    const current = this.kindSelect.value;
-    this.kindSelect.replaceChildren(...kinds.map((kind) => h("option", { attrs: { value: kind.name }, text: kind.title || kind.name })));
-    if (kinds.some((kind) => kind.name === current)) this.kindSelect.value = current;
-    for (const name of [...this.forms.keys()]) {
-      const kind = kinds.find((candidate) => candidate.name === name);
-      if (!kind || JSON.stringify(kind) !== this.forms.get(name)[0]) this.forms.delete(name);
-    }
-    this._showForm();
+    this.picker.setKinds(kinds);
   }
 
   setConnected(connected) {
     if (connected && !this.connected) this.connections += 1;
     this.connected = connected;
     this._updateButton();
-  }
-
-  /** The chosen kind's own form, its button adding to the batch. */
-  _showForm() {
-    const kind = this.kinds.find((candidate) => candidate.name === this.kindSelect.value);
-    if (!kind) {
-      this.formBox.replaceChildren();
-      return;
-    }
-    if (!this.forms.has(kind.name)) {
-      const form = new KindForm(kind, (name, params) => this._add(name, params), this.upload, {
-        idPrefix: `batch-${slug(kind.title || kind.name)}`,
-        submitLabel: "Add to batch",
-        heading: false,
-        check: () => this._checkCopies(),
-      });
-      form.form.classList.remove("card");
-      form.setConnected(true); // adding sends nothing over the socket (a file is uploaded over HTTP)
-      this.forms.set(kind.name, [JSON.stringify(kind), form]);
-    }
-    const form = this.forms.get(kind.name)[1];
-    form.form.insertBefore(this.copiesField, form.formError);
-    this.formBox.replaceChildren(form.form);
   }
 
   _checkCopies() {

@@ -550,3 +550,55 @@ export function uploadFile(file, onProgress, url = "/api/uploads/") {
     xhr.send(data);
   });
 }
+
+/**
+ * A kind chosen from a select, and that kind's form reused inside another form (the batch builder, the
+ * schedule form): each kind's KindForm is made once, by `make(kind)`, and kept while its description
+ * (kind.list) does not change, so what is being filled in survives a reconnect. `extra` (the other
+ * form's own fields) goes inside the shown form, before its error line.
+ */
+export class KindPicker {
+  constructor(kindSelect, formBox, extra, make) {
+    this.kindSelect = kindSelect;
+    this.formBox = formBox;
+    this.extra = extra;
+    this.make = make;
+    this.kinds = [];
+    this.forms = new Map(); // kind name → [its Kind object as JSON, its KindForm]
+  }
+
+  /** Offer these kinds; a form whose kind changed is made again when shown. */
+  setKinds(kinds) {
+    this.kinds = kinds;
+    const current = this.kindSelect.value;
+    this.kindSelect.replaceChildren(...kinds.map((kind) => h("option", { attrs: { value: kind.name }, text: kind.title || kind.name })));
+    if (kinds.some((kind) => kind.name === current)) this.kindSelect.value = current;
+    for (const name of [...this.forms.keys()]) {
+      const kind = kinds.find((candidate) => candidate.name === name);
+      if (!kind || JSON.stringify(kind) !== this.forms.get(name)[0]) this.forms.delete(name);
+    }
+    this.show();
+  }
+
+  /** Every form made so far. */
+  all() {
+    return [...this.forms.values()].map(([, form]) => form);
+  }
+
+  /** Show the chosen kind's form, made now if need be. */
+  show() {
+    const kind = this.kinds.find((candidate) => candidate.name === this.kindSelect.value);
+    if (!kind) {
+      this.formBox.replaceChildren();
+      return;
+    }
+    if (!this.forms.has(kind.name)) {
+      const made = this.make(kind);
+      made.form.classList.remove("card");
+      this.forms.set(kind.name, [JSON.stringify(kind), made]);
+    }
+    const form = this.forms.get(kind.name)[1];
+    form.form.insertBefore(this.extra, form.formError);
+    this.formBox.replaceChildren(form.form);
+  }
+}

@@ -8,7 +8,7 @@
 // The server's invalid_params details name `cron`, `run_at`, `timezone` (shown beside this form's own
 // fields) or `params.<field>` (shown by the kind's form beside that field).
 import { announce, h, setAttr, setText } from "./dom.js";
-import { KindForm, slug } from "./forms.js";
+import { KindForm, KindPicker, slug } from "./forms.js";
 import { BATCH, kindName, STATUS_NAMES } from "./format.js";
 
 // The fields of schedule.create this module shows itself; every other detail belongs to the kind's form.
@@ -81,9 +81,8 @@ class ScheduleForm {
     this.create = create;
     this.upload = upload;
     this.kinds = [];
-    this.forms = new Map(); // kind name → [its Kind object as JSON, its KindForm]
     this.connected = false;
-    this.kindSelect = h("select", { attrs: { id: "schedule-kind", name: "kind" }, on: { change: () => this._showForm() } });
+    this.kindSelect = h("select", { attrs: { id: "schedule-kind", name: "kind" }, on: { change: () => this.picker.show() } });
     this.formBox = h("div", { className: "schedule-kind-form" });
     this.el = h(
       "section",
@@ -94,6 +93,17 @@ class ScheduleForm {
       this.formBox,
     );
     this.fields = this._whenFields();
+    // The chosen kind's own form, its button creating the schedule.
+    this.picker = new KindPicker(this.kindSelect, this.formBox, this.fields, (kind) => {
+      const form = new KindForm(kind, (name, params) => this._send(name, params), this.upload, {
+        idPrefix: `schedule-${slug(kind.title || kind.name)}`,
+        submitLabel: "Create schedule",
+        heading: false,
+        check: () => this._check(),
+      });
+      form.setConnected(this.connected);
+      return form;
+    });
   }
 
   /** The schedule's own fields, moved into whichever kind's form is shown (so Enter in them submits it). */
@@ -130,43 +140,13 @@ class ScheduleForm {
   /** The kinds the server offers, but batches (a schedule submits one job): one choice each. */
   setKinds(kinds) {
     this.kinds = kinds.filter((kind) => kind.name !== BATCH);
-    const current = this.kindSelect.value;
-    this.kindSelect.replaceChildren(...this.kinds.map((kind) => h("option", { attrs: { value: kind.name }, text: kind.title || kind.name })));
-    if (this.kinds.some((kind) => kind.name === current)) this.kindSelect.value = current;
-    for (const name of [...this.forms.keys()]) {
-      const kind = this.kinds.find((candidate) => candidate.name === name);
-      if (!kind || JSON.stringify(kind) !== this.forms.get(name)[0]) this.forms.delete(name);
-    }
     this.el.hidden = this.kinds.length === 0;
-    this._showForm();
+    this.picker.setKinds(this.kinds);
   }
 
   setConnected(connected) {
     this.connected = connected;
-    for (const [, form] of this.forms.values()) form.setConnected(connected);
-  }
-
-  /** The chosen kind's own form, its button creating the schedule. */
-  _showForm() {
-    const kind = this.kinds.find((candidate) => candidate.name === this.kindSelect.value);
-    if (!kind) {
-      this.formBox.replaceChildren();
-      return;
-    }
-    if (!this.forms.has(kind.name)) {
-      const form = new KindForm(kind, (name, params) => this._send(name, params), this.upload, {
-        idPrefix: `schedule-${slug(kind.title || kind.name)}`,
-        submitLabel: "Create schedule",
-        heading: false,
-        check: () => this._check(),
-      });
-      form.form.classList.remove("card");
-      form.setConnected(this.connected);
-      this.forms.set(kind.name, [JSON.stringify(kind), form]);
-    }
-    const form = this.forms.get(kind.name)[1];
-    form.form.insertBefore(this.fields, form.formError);
-    this.formBox.replaceChildren(form.form);
+    for (const form of this.picker.all()) form.setConnected(connected);
   }
 
   _showWhen() {
