@@ -81,7 +81,7 @@ function showKinds(described) {
   const old = new Map(forms.map((form) => [form.kind, form]));
   forms = kinds.map((kind) => {
     const kept = old.get(kind.name);
-    return kept && JSON.stringify(kept.described) === JSON.stringify(kind) ? kept : Object.assign(new KindForm(kind, submit, uploadFile), { described: kind });
+    return kept && JSON.stringify(kept.described) === JSON.stringify(kind) ? kept : Object.assign(new KindForm(kind, submit, uploadFile, { priority: true }), { described: kind });
   });
   document.getElementById("job-forms").replaceChildren(...forms.map((form) => form.form));
   document.getElementById("no-kinds").hidden = forms.length > 0;
@@ -93,8 +93,9 @@ function showKinds(described) {
 }
 
 /** Send job.submit; resolves with {job} on job.accepted or {error} on an error reply. */
-async function submit(kind, params) {
-  const reply = await requests.send({ type: "job.submit", kind, params });
+async function submit(kind, params, priority = "normal") {
+  // The default is left out: a server without priorities never sees the field.
+  const reply = await requests.send({ type: "job.submit", kind, params, ...(priority === "normal" ? {} : { priority }) });
   return reply.type === "error" ? { error: reply } : { job: reply.job };
 }
 

@@ -354,6 +354,26 @@ function fieldFor(form, name, schema, required) {
   return new JsonField(form, name, schema, required);
 }
 
+/** The priority choice of a job form: normal, high (starts first among waiting jobs) or low. */
+function prioritySelect(id) {
+  const select = h(
+    "select",
+    { attrs: { id, name: "priority", "aria-describedby": `${id}-hint` } },
+    h("option", { attrs: { value: "normal" }, text: "Normal" }),
+    h("option", { attrs: { value: "high" }, text: "High" }),
+    h("option", { attrs: { value: "low" }, text: "Low" }),
+  );
+  const field = h(
+    "div",
+    { className: "field field-priority", dataset: { field: "priority" } },
+    h("label", { attrs: { for: id }, text: "Priority" }),
+    select,
+    h("p", { className: "hint", attrs: { id: `${id}-hint` }, text: "A high job starts before waiting normal and low ones." }),
+    h("p", { className: "field-error", attrs: { id: `${id}-error` } }), // as every field has (the form clears it on input)
+  );
+  return { select, field };
+}
+
 export class KindForm {
   /**
    * @param kind a Kind object of kind.list: {name, title, description, params_schema, submit_label}
@@ -361,7 +381,8 @@ export class KindForm {
    * @param upload (file, onProgress) → Promise<{id, name, size}>: POST /api/uploads/
    * @param options {idPrefix (the form's ids; default: from the kind's title), submitLabel, heading (text, or
    *   false for none), description, check() (false stops the submit before any upload)}: for forms that reuse a
-   *   kind's fields for something else than job.submit (static/js/batchforms.js)
+   *   kind's fields for something else than job.submit (static/js/batchforms.js); priority: true adds the
+   *   priority choice, passed to `submit` as its third argument
    */
   constructor(kind, submit, upload, options = {}) {
     this.kind = kind.name;
@@ -379,12 +400,15 @@ export class KindForm {
     this.formError = h("p", { className: "form-error", attrs: { role: "alert" } });
     const heading = options.heading === undefined ? [kind.title || kind.name, " ", h("code", { text: kind.name })] : options.heading;
     const description = options.description === undefined ? kind.description : options.description;
+    // Protocol 1.1 priority, for forms that submit a job of their own (options.priority).
+    this.priority = options.priority ? prioritySelect(`${this.slug}-priority`) : null;
     this.form = h(
       "form",
       { className: "card job-form", attrs: { id: `form-${this.slug}`, novalidate: true }, dataset: { kind: kind.name } },
       heading ? h("h3", {}, heading) : null,
       description ? h("p", { className: "hint", text: description }) : null,
       this.layout(),
+      this.priority ? this.priority.field : null,
       this.formError,
       this.button,
     );
@@ -427,7 +451,7 @@ export class KindForm {
     try {
       const params = await this.params();
       if (params === null) return;
-      const answer = await this.submit(this.kind, params);
+      const answer = await this.submit(this.kind, params, this.priority ? this.priority.select.value : "normal");
       if (answer.error) this.showError(answer.error);
       else this.accepted();
     } finally {

@@ -90,6 +90,8 @@ export class JobView {
     const labelId = `job-${job.id}-title`;
     this.title = h("span", { className: "job-kind", attrs: { id: labelId }, text: kindName(job.kind) });
     this.badge = h("span", { className: "badge" });
+    // Only a priority other than normal is worth a word on the row.
+    this.priority = h("span", { className: "job-priority" });
     this.summary = h("span", { className: "job-params" });
     this.fill = h("span", { className: "bar-fill" });
     this.bar = h(
@@ -114,7 +116,7 @@ export class JobView {
     this.el = h(
       "li",
       { className: "job card", dataset: { jobId: job.id, kind: job.kind }, attrs: { "aria-labelledby": labelId } },
-      h("div", { className: "job-head" }, h("div", { className: "job-title" }, this.title, this.summary), this.badge),
+      h("div", { className: "job-head" }, h("div", { className: "job-title" }, this.title, this.priority, this.summary), this.badge),
       h("div", { className: "job-progress" }, this.bar, this.percent),
       this.statusLine,
       this.detail,
@@ -132,6 +134,10 @@ export class JobView {
     this.el.dataset.seq = job.seq;
     setText(this.badge, STATUS_NAMES[job.status] || job.status);
     this.badge.className = `badge badge-${job.status}`;
+    const priority = job.priority && job.priority !== "normal" ? job.priority : "";
+    setText(this.priority, priority ? `${priority} priority` : "");
+    this.priority.hidden = !priority;
+    this.el.dataset.priority = job.priority || "normal";
     setText(this.summary, paramsSummary(job.kind, job.params));
     this._progress(job);
     this._detail(job, previous);
