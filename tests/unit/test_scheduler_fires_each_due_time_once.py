@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import OperationalError, connection
 
 from schedules import scheduler
 from schedules.models import Schedule
 from schedules.services import following
+from tasks import services as jobs
 from tasks.models import JobStatus
 from tests.unit.conftest import SentTasks
 from tests.unit.schedules import jobs_of, make_schedule
@@ -113,3 +114,25 @@ def test_a_clock_change_night_runs_a_daily_job_once(user: User, night: str, fire
     fired_at = [minute for minute in minutes if scheduler.run_due(minute)]
     assert fired_at == [at(fires_at)]
     assert [job.request_id[-16:] for job in jobs_of(schedule)] == [f"{at(fires_at):%Y%m%dT%H%M%SZ}"]
+
+
+def test_a_database_failure_in_the_middle_leaves_the_due_time_unclaimed_and_the_next_tick_runs_it_once(
+    user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim and the job are one transaction: the connection lost between them (a failover) undoes both."""
+    schedule = make_schedule(user, cron="0 8 * * *")
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=at("2027-05-01T08:00"))
+    submit = jobs.submit
+
+    def fails_once(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(jobs, "submit", submit)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(jobs, "submit", fails_once)
+    assert scheduler.run_due(at("2027-05-01T08:00:00")) == 0
+    schedule.refresh_from_db()
+    assert (schedule.next_run_at, schedule.last_run_at, jobs_of(schedule)) == (at("2027-05-01T08:00"), None, [])
+    assert scheduler.run_due(at("2027-05-01T08:00:01")) == 1
+    assert scheduler.run_due(at("2027-05-01T08:00:02")) == 0
+    (job,) = jobs_of(schedule)
+    assert job.request_id.endswith("20270501T080000Z")
