@@ -74,13 +74,14 @@ async def test_the_limit_holds_across_workers_and_a_killed_workers_slot_comes_ba
             pid = int(victim.worker.rpartition(":")[2])
             owner = next(w for w in fault_stack.workers if pid in fault_stack.pool_processes(w))
             await asyncio.to_thread(fault_stack.kill_worker, owner)
+            fault_stack.workers.remove(owner)  # the tests after use `workers[-1]`: a worker that runs
             await wait_for_job(str(held.pk), lambda job: job.status == "running", timeout=60)
             for job_id in slow:
                 await wait_for_job(job_id, lambda job: job.is_finished, timeout=120)
     finally:
         sampler.stopped = True
         await sampling
-        if extra.poll() is None:
+        if extra in fault_stack.workers:
             await asyncio.to_thread(fault_stack.stop_worker, extra)
         if not any(worker.poll() is None for worker in fault_stack.workers):
             await asyncio.to_thread(fault_stack.start_worker)

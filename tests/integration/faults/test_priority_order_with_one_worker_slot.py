@@ -20,7 +20,8 @@ ORDER = ["low", "normal", "high", "low"] * 5  # 5 high, 5 normal, 10 low, mixed
 
 
 async def test_a_worker_with_one_slot_starts_high_then_normal_then_low(fault_stack: FaultStack, user: User) -> None:
-    for worker in list(fault_stack.workers):
+    # Every worker that still runs (earlier tests leave the ones they killed in the list).
+    for worker in [worker for worker in fault_stack.workers if worker.poll() is None]:
         await asyncio.to_thread(fault_stack.stop_worker, worker)
     try:
         async with socket_of(user, fault_stack.ws_url) as (socket, _):
