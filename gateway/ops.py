@@ -74,19 +74,19 @@ async def latest() -> str:
 async def refresh() -> None:
     """Compute the numbers now and send them to every watching socket of this process (a kind was paused)."""
     _state().made_at = float("-inf")
-    frame = await latest()
-    for socket in list(_sockets):
-        with contextlib.suppress(Exception):
-            await socket.send(text_data=frame)
+    await _send_to_all(await latest())
 
 
 async def _send_forever() -> None:
     while _sockets:
         await asyncio.sleep(settings.OPS_INTERVAL_SECONDS)
-        frame = await latest()
-        for socket in _sockets:
-            with contextlib.suppress(Exception):
-                await socket.send(text_data=frame)
+        await _send_to_all(await latest())
+
+
+async def _send_to_all(frame: str) -> None:
+    for socket in _sockets:  # a snapshot (transport.sockets.Watched)
+        with contextlib.suppress(Exception):
+            await socket.send(text_data=frame)
 
 
 _sockets: Watched[Watching] = Watched("operations view", _send_forever)
