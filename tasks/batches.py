@@ -208,13 +208,26 @@ def start(batch_id: uuid.UUID) -> None:
 
 
 def send_children(batch_id: uuid.UUID) -> int:
-    """Send the task of every queued child of a parallel batch."""
+    """Send the task of every queued child of a parallel batch.
+
+    The reconciler sends again the task of a job queued for JOBS_REQUEUE_AFTER_SECONDS that
+    the broker lacks; 10,000 sends take seconds, so the children not sent yet are kept fresh
+    (their updated_at) while this runs. If this process dies, they go stale and the reconciler
+    sends them.
+    """
     waiting = Job.objects.filter(parent_id=batch_id, status=JobStatus.QUEUED).exclude(celery_task_id="")
+    fields = ("id", "kind", "celery_task_id", "priority", "position", "updated_at")
+    children = list(waiting.order_by("position").values_list(*fields))  # read whole: the loop writes
+    refresh_every = settings.JOBS_REQUEUE_AFTER_SECONDS / 2
+    oldest = min((child[5] for child in children), default=timezone.now())
+    fresh_until = time.monotonic() + refresh_every - (timezone.now() - oldest).total_seconds()
     sent = 0
     try:
         # Each send takes the same pooled broker connection (Celery's producer pool).
-        fields = ("id", "kind", "celery_task_id", "priority")
-        for job_id, kind_name, task_id, priority in waiting.values_list(*fields).iterator():
+        for job_id, kind_name, task_id, priority, position, _ in children:
+            if time.monotonic() >= fresh_until:
+                waiting.filter(position__gte=position).update(updated_at=timezone.now())
+                fresh_until = time.monotonic() + refresh_every
             kind = kinds.get(kind_name)
             order = broker.priority_of(priority)
             current_app.send_task(kind.task_name, args=[str(job_id)], task_id=task_id, queue=kind.queue, priority=order)
