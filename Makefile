@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-unit test-integration lint bench clean
+.PHONY: run test test-unit test-integration test-long lint bench clean
 
 run: $(VENV)/.runtime
 	$(PY) manage.py runstack
@@ -18,6 +18,10 @@ test-unit: $(VENV)/.dev
 
 test-integration: $(VENV)/.dev
 	bin/test -m integration
+
+# The long forms of the scenarios marked `long` (tests/scale.py); `make test` runs their short forms.
+test-long: $(VENV)/.dev
+	JOBS_TEST_LONG=1 bin/test -m long
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy . && $(VENV)/bin/lint-imports --no-cache

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import environ
+import limits
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -98,6 +99,21 @@ def get_limits(name: str, *, minimum: int = 1) -> dict[str, int]:
         limits[key.strip()] = int(number)
         _check_range(f"{name} {key.strip()}", int(number), minimum, None)
     return limits
+
+
+def get_rate(name: str) -> str:
+    """A rate in the `limits` library's notation ("14/second", "600 per minute", "10/5 seconds"); empty: none."""
+    value = _raw(name)
+    if value is None:
+        return ""
+    try:
+        # One rate only: "a;b" would be several limits, which no reader here means.
+        parsed = limits.parse_many(value)
+    except ValueError:
+        parsed = []
+    if len(parsed) != 1 or parsed[0].amount < 1:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate such as 600/minute, 14/second or 10 per 5 seconds.")
+    return value
 
 
 def get_database(name: str, default: str) -> dict[str, Any]:

@@ -87,7 +87,10 @@ def refusal(job_id: str, task_id: str) -> Refusal | None:
             return _paused(kind)
         if running(kind=kind) >= limit:
             return Refusal(Hold.KIND_LIMIT, f"waiting: {limit} {kind} jobs already running")
-    elif kind in _paused_kinds():
+    elif kind in _paused_kinds() and _lock_kind(kind).paused:
+        # The cache said paused; the row decides, under the lock a resume takes too: a worker whose cache
+        # lags a resume must not hold again the job that resume has just handed out, and a hold that
+        # commits while a resume runs is seen by that resume's release.
         return _paused(kind)
     per_user = settings.JOBS_CONCURRENCY_PER_USER
     if per_user:

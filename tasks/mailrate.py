@@ -1,10 +1,10 @@
 """The mail provider's rate limit over the whole cluster: at most EMAIL_RATE_PER_MINUTE messages in any
-minute, whichever worker sends them (0: no limit).
+minute (0: no limit), or EMAIL_RATE_LIMIT in another window ("14/second"), whichever worker sends them.
 
 A moving window in Redis (the `limits` library's MovingWindowRateLimiter: one
 list of send times per key, checked and added to by one Lua script), on the
 rate-limit Redis shared by every process (THROTTLE_REDIS_URL). A sender over the
-limit waits until the oldest send of the window is a minute old, telling its job's
+limit waits until the oldest send of the window has left it, telling its job's
 owner ("throttled by the mail rate limit"); if Redis cannot be asked, it sends
 (and logs): without Redis there is no broker either, so nothing else is sending.
 """
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItem, RateLimitItemPerMinute, parse
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
@@ -49,12 +49,11 @@ def forget() -> None:
 
 
 def wait_for_turn(waiting: Callable[[float], None]) -> None:
-    """Return when one more message fits in the minute's budget, taking it; meanwhile call `waiting(seconds)`
+    """Return when one more message fits in the window's budget, taking it; meanwhile call `waiting(seconds)`
     about once a second with the time left (it may raise, e.g. JobCancelled)."""
-    per_minute = settings.EMAIL_RATE_PER_MINUTE
-    if not per_minute:
+    item = _rate()
+    if item is None:
         return
-    item = RateLimitItemPerMinute(per_minute)
     limiter = _shared()
     while True:
         try:
@@ -67,3 +66,9 @@ def wait_for_turn(waiting: Callable[[float], None]) -> None:
         left = max(0.01, reset_at - time.time())
         waiting(left)
         time.sleep(min(left, MAX_NAP))
+
+
+def _rate() -> RateLimitItem | None:
+    if settings.EMAIL_RATE_LIMIT:
+        return parse(settings.EMAIL_RATE_LIMIT)
+    return RateLimitItemPerMinute(settings.EMAIL_RATE_PER_MINUTE) if settings.EMAIL_RATE_PER_MINUTE else None

@@ -215,8 +215,12 @@ EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = _EMAIL.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _EMAIL.get("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env.get_int("EMAIL_TIMEOUT", 30, minimum=1)
-# The mail provider's limit: at most this many messages in any minute over every worker (0: none).
+# The mail provider's limit over every worker: at most EMAIL_RATE_PER_MINUTE messages in any minute (0: none),
+# or EMAIL_RATE_LIMIT for another window, in the `limits` library's notation ("14/second", "2000/day").
 EMAIL_RATE_PER_MINUTE = env.get_int("EMAIL_RATE_PER_MINUTE", 0, minimum=0)
+EMAIL_RATE_LIMIT = env.get_rate("EMAIL_RATE_LIMIT")
+if EMAIL_RATE_LIMIT and EMAIL_RATE_PER_MINUTE:
+    raise ImproperlyConfigured("Set EMAIL_RATE_PER_MINUTE or EMAIL_RATE_LIMIT, not both.")
 DEFAULT_FROM_EMAIL = env.get_str("DEFAULT_FROM_EMAIL", "jobs@localhost")
 
 # --- Jobs ---------------------------------------------------------------------

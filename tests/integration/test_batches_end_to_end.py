@@ -23,11 +23,14 @@ from tests.factories import PASSWORD
 from tests.integration.client import JobsClient, Message, jobs_client, login
 from tests.integration.conftest import LiveStack
 from tests.integration.test_file_process_end_to_end import upload
+from tests.scale import scaled
 from tests.smtp import SmtpServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-RECIPIENTS = int(os.environ.get("BATCH_EMAIL_RECIPIENTS", "1000"))
+# 1,000 in the long form, 300 (three children) in the short (tests/scale.py); BATCH_EMAIL_RECIPIENTS=100000
+# for the run issue 17 asked for.
+RECIPIENTS = int(os.environ.get("BATCH_EMAIL_RECIPIENTS", scaled(300, 1000)))
 
 
 def final_of(job_id: str) -> Any:
@@ -64,6 +67,7 @@ async def client(live_stack: LiveStack, user: User) -> Any:
         yield connected
 
 
+@pytest.mark.long
 async def test_a_newsletter_from_a_file_reaches_each_address_exactly_once(
     live_stack: LiveStack, client: JobsClient, smtp_server: SmtpServer
 ) -> None:

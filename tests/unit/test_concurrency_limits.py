@@ -13,7 +13,7 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from tasks import limits, liveness, reconciler, services
-from tasks.models import Job, JobStatus
+from tasks.models import Job, JobStatus, KindState
 from tests.unit.conftest import SentTasks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("published")]
@@ -110,6 +110,16 @@ def test_a_paused_kind_holds_its_queued_jobs_until_resumed(user: User) -> None:
     assert fresh(waiting).hold == "paused"
     limits.set_paused("demo.countdown", False, by="ops")
     assert claim(fresh(waiting)) is not None
+
+
+def test_a_worker_that_saw_the_pause_a_moment_ago_still_starts_a_job_released_by_the_resume(user: User) -> None:
+    # Each worker process caches the paused kinds for a second. A resume in another process (Daphne)
+    # hands the held jobs out at once, and a worker whose cache still says "paused" must not hold them
+    # again: nothing would release them before the reconciler's next run.
+    limits.set_paused("demo.countdown", True, by="ops")
+    assert "demo.countdown" in limits._paused_kinds()  # this process has seen the pause
+    KindState.objects.filter(kind="demo.countdown").update(paused=False)  # resumed elsewhere
+    assert claim(submit(user)) is not None
 
 
 @pytest.mark.usefixtures("two_at_once")

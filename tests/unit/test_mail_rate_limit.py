@@ -1,5 +1,6 @@
-"""The mail rate limit (EMAIL_RATE_PER_MINUTE) on a real Redis: the minute's budget goes at once, the next
-message waits for the oldest to be a minute old and says so (a cancel stops the wait), none is no limit."""
+"""The mail rate limit (EMAIL_RATE_PER_MINUTE, or EMAIL_RATE_LIMIT) on a real Redis: the window's budget
+goes at once, the next message waits for the oldest to leave the window and says so (a cancel stops the
+wait), none is no limit."""
 
 from __future__ import annotations
 
@@ -44,6 +45,21 @@ def test_the_budget_goes_at_once_then_the_next_waits_for_the_window(settings: Se
         mailrate.wait_for_turn(cancel)
     assert len(waits) == 1 and 58 < waits[0] <= 60
     assert time.monotonic() - started < 1  # told at once, not after sleeping
+
+
+def test_a_rate_in_another_window_waits_for_that_window(settings: Settings) -> None:
+    settings.EMAIL_RATE_LIMIT = "2/5 seconds"  # e.g. a provider that counts per second
+    for _ in range(2):
+        mailrate.wait_for_turn(never_waits)
+    waits: list[float] = []
+
+    def cancel(left: float) -> None:
+        waits.append(left)
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        mailrate.wait_for_turn(cancel)
+    assert len(waits) == 1 and 3 < waits[0] <= 5
 
 
 def test_no_limit_never_waits_or_asks_redis(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,6 +106,10 @@ def generous_limits(settings: Settings) -> None:
     """The fuzzer is one fast client: rate limits are tested elsewhere."""
     settings.RATE_LIMIT_MESSAGES_PER_SECOND = 1_000_000
     settings.RATE_LIMIT_SUBMITS_PER_MINUTE = 1_000_000
+    # Its sockets carry a user but no session, which the credential re-check rightly closes
+    # with 4403 (test_credentials_rechecked_in_one_batch): on a slow machine the run outlasts
+    # AUTH_RECHECK_SECONDS, and an example would meet that close.
+    settings.AUTH_RECHECK_SECONDS = 3600.0
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))

@@ -26,6 +26,9 @@ def test_it_reads_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("X_LIMITS", " file.process=4, email.send=2 ")
     assert env.get_limits("X_LIMITS") == {"file.process": 4, "email.send": 2}
     assert env.get_limits("X_UNSET_LIMITS") == {}
+    monkeypatch.setenv("X_RATE", "14/second")
+    assert env.get_rate("X_RATE") == "14/second"
+    assert env.get_rate("X_UNSET_RATE") == ""
     assert env.get_str("X_MISSING", "fallback") == "fallback"
 
 
@@ -45,6 +48,9 @@ def test_it_reads_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
         ("JOBS_CONCURRENCY", "file.process:4", lambda: env.get_limits("JOBS_CONCURRENCY")),
         ("JOBS_CONCURRENCY", "file.process=0", lambda: env.get_limits("JOBS_CONCURRENCY")),
         ("JOBS_CONCURRENCY", "a=1,a=2", lambda: env.get_limits("JOBS_CONCURRENCY")),
+        ("EMAIL_RATE_LIMIT", "fast", lambda: env.get_rate("EMAIL_RATE_LIMIT")),
+        ("EMAIL_RATE_LIMIT", "10/minute;100/hour", lambda: env.get_rate("EMAIL_RATE_LIMIT")),
+        ("EMAIL_RATE_LIMIT", "0/minute", lambda: env.get_rate("EMAIL_RATE_LIMIT")),
     ],
 )
 def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str, read: object) -> None:

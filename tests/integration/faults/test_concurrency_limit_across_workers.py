@@ -16,11 +16,13 @@ from django.contrib.auth.models import User
 from tasks.models import Job
 from tests.integration.faults.conftest import FaultStack
 from tests.integration.faults.helpers import socket_of, submit, wait_for_job
+from tests.scale import scaled
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 KIND = "test.table"
 LIMIT = 2
+QUICK_ROWS = scaled(5, 10)  # the 20 contending jobs last 0.5 s each in the short form, 1 s in the long
 
 
 def executing() -> list[Job]:
@@ -52,6 +54,7 @@ class Sampler:
             time.sleep(0.02)
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)
 async def test_the_limit_holds_across_workers_and_a_killed_workers_slot_comes_back(
     fault_stack: FaultStack, user: User
@@ -61,7 +64,7 @@ async def test_the_limit_holds_across_workers_and_a_killed_workers_slot_comes_ba
     sampling = asyncio.ensure_future(database_sync_to_async(sampler.run, thread_sensitive=False)())
     try:
         async with socket_of(user, fault_stack.ws_url) as (socket, _):
-            quick = [await submit(socket, KIND, {"rows": 10, "interval_ms": 100}) for _ in range(20)]
+            quick = [await submit(socket, KIND, {"rows": QUICK_ROWS, "interval_ms": 100}) for _ in range(20)]
             for job_id in quick:
                 await wait_for_job(job_id, lambda job: job.is_finished, timeout=120)
             assert sampler.most == LIMIT, f"at most {sampler.most} ran at once over {sampler.samples} samples"
