@@ -74,7 +74,6 @@ def worker_command(name: str, concurrency: int, loglevel: str = "INFO") -> list[
         str(concurrency),
         "--loglevel",
         loglevel,
-        "--task-events",
     )
 
 

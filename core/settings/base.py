@@ -184,8 +184,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.get_int("BROKER_VISIBILITY_TIMEOUT", 41 * 60, minimum=120),
 }
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Celery's task events (what Flower shows) cost a job ~2 ms and three PUBLISHes: off unless asked for.
+# Flower turns them on in every worker it watches, by itself, every few seconds while it runs (its
+# `enable_events` option), so a worker watched by Flower sends them and an unwatched one does not.
+# CELERY_TASK_EVENTS=true sends them always, as `--task-events` did, with the web's task-sent events.
+CELERY_WORKER_SEND_TASK_EVENTS = env.get_bool("CELERY_TASK_EVENTS", False)
+CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Periodic tasks, run by `celery -A celery_app beat` (runstack and docker-compose start it).

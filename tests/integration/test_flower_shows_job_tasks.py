@@ -36,6 +36,7 @@ pytestmark = [
 ]
 
 FLOWER_AUTH = "ops:flower-test-password"
+TASK_EVENTS_ON = b"Events of group {task} enabled by remote."  # what a worker logs when Flower turns them on
 
 
 @dataclass
@@ -81,6 +82,10 @@ def flower(live_stack: LiveStack) -> Iterator[Flower]:
         stack.wait_until(lambda: http_get(f"{url}/healthcheck") == (200, b"OK"), "Flower healthcheck", 30, process)
         # Flower hears only events sent after it listens: wait until it hears the worker.
         stack.wait_until(lambda: receives_worker_events(url), "Flower receiving worker events", 30, process)
+        # Workers start with task events off (CELERY_TASK_EVENTS): Flower turns them on by itself, every
+        # 5 s, and the worker logs it. The tests below then prove Flower sees the jobs' tasks.
+        worker_log = live_stack.logs / "worker.log"
+        stack.wait_until(lambda: TASK_EVENTS_ON in worker_log.read_bytes(), "Flower enabling task events", 30, process)
         yield Flower(url, FLOWER_AUTH, process.pid)
     finally:
         stack.stop([process])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from celery_app import app
+from core import stack
 from tasks import kinds
 
 
@@ -19,9 +20,12 @@ def test_only_json_crosses_the_broker() -> None:
     assert app.conf.accept_content == ["json"]
 
 
-def test_flower_sees_every_task() -> None:
-    assert app.conf.worker_send_task_events is True
-    assert app.conf.task_send_sent_event is True
+def test_task_events_are_off_until_flower_turns_them_on() -> None:
+    # A job pays for Celery's events only while Flower watches (Flower enables them in the workers it
+    # sees; test_flower_shows_job_tasks proves it does, with workers started without --task-events).
+    assert app.conf.worker_send_task_events is False
+    assert app.conf.task_send_sent_event is False
+    assert "--task-events" not in stack.worker_command("w", 1)
 
 
 @pytest.mark.parametrize("name", kinds.names())
