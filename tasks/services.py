@@ -61,15 +61,9 @@ def submit(
                 priority=priority,
                 celery_task_id=transitions.new_task_id(),
                 search_text=searched,
-                seq=2,  # born queued: job.accepted is its first event, job.queued its second
             )
-            JobEvent.objects.bulk_create(
-                [
-                    JobEvent(job=job, seq=1, event="job.accepted", at=job.created_at),
-                    JobEvent(job=job, seq=2, event="job.queued", at=job.created_at),
-                ]
-            )
-            transitions.born_queued(job)
+            JobEvent.objects.create(job=job, seq=job.seq, event="job.accepted", at=job.created_at)
+            transaction.on_commit(lambda: enqueue(job.pk), robust=True)
     except IntegrityError:
         # Two sockets of one user raced with the same request_id: the first one won.
         return Job.objects.get(owner=owner, request_id=request_id), False

@@ -40,14 +40,6 @@ def enqueue(job_id: uuid.UUID) -> None:
         send_task(job)
 
 
-def born_queued(job: Job) -> None:
-    """A job just inserted as queued, in this transaction: announce `job.queued` and send its task once
-    it commits. What `enqueue` does, without a second transaction that locks and rewrites the new row."""
-    events.send_on_commit(events.job_changed, event="job.queued", job=job)
-    log_on_commit("job.queued", job, logging.INFO, "")
-    transaction.on_commit(lambda: send_task(job), robust=True)
-
-
 def cancel(job_id: uuid.UUID | str, note: str) -> Job | None:
     def change(job: Job) -> None:
         job.status = JobStatus.CANCELLED

@@ -21,7 +21,7 @@ async def test_submit_answers_accepted_then_every_tab_sees_queued(user: User, se
         accepted = await tab1.request(SUBMIT)
         assert accepted["type"] == "job.accepted" and accepted["request_id"] == "req-1"
         job = accepted["job"]
-        assert job["status"] == "queued" and job["seq"] == 2  # born queued: the same seq as its job.queued event
+        assert job["status"] == "queued" and job["seq"] == 1
         assert job["params"] == {"steps": 5, "interval_ms": 0, "log_progress": False}
         for tab in (tab1, tab2):
             queued = await tab.receive()
