@@ -82,16 +82,14 @@ def refusal(job_id: str, task_id: str) -> Refusal | None:
         return None  # not this task's to claim: the claim itself says so
     kind, owner_id = found["kind"], found["owner_id"]
     limit = settings.JOBS_CONCURRENCY.get(kind)
-    if limit is not None:
-        if _lock_kind(kind).paused:
-            return _paused(kind)
-        if running(kind=kind) >= limit:
-            return Refusal(Hold.KIND_LIMIT, f"waiting: {limit} {kind} jobs already running")
-    elif kind in _paused_kinds() and _lock_kind(kind).paused:
-        # The cache said paused; the row decides, under the lock a resume takes too: a worker whose cache
-        # lags a resume must not hold again the job that resume has just handed out, and a hold that
-        # commits while a resume runs is seen by that resume's release.
+    # A limited kind's claims take turns on its row's lock. An unlimited one takes that lock only when the
+    # cache says paused: the row decides, under the lock a resume takes too, so a worker whose cache lags a
+    # resume does not hold again the job that resume has just handed out, and a hold that commits while
+    # a resume runs is seen by that resume's release.
+    if (limit is not None or kind in _paused_kinds()) and _lock_kind(kind).paused:
         return _paused(kind)
+    if limit is not None and running(kind=kind) >= limit:
+        return Refusal(Hold.KIND_LIMIT, f"waiting: {limit} {kind} jobs already running")
     per_user = settings.JOBS_CONCURRENCY_PER_USER
     if per_user:
         User.objects.select_for_update().filter(pk=owner_id).exists()
