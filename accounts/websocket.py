@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 
 from accounts import tokens
+from patches.channels import database_to_async
 
 ASGIApp = Any  # Channels' ASGI applications are untyped
 
@@ -29,7 +29,7 @@ class BearerTokenAuthMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         raw = tokens.bearer(_authorization(scope))
-        token = await database_sync_to_async(tokens.authenticate)(raw) if raw else None
+        token = await database_to_async(tokens.authenticate)(raw) if raw else None
         scope = {
             **scope,
             "user": token.user if token is not None else AnonymousUser(),

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -58,7 +57,7 @@ from gateway.protocol import (
     Submit,
 )
 from notifications import inbox, notices
-from patches.channels import DispatchWithoutDatabaseHop
+from patches.channels import DispatchWithoutDatabaseHop, database_to_async
 from schedules import services as schedules
 from schedules.models import Schedule
 from tasks import batches, history, kinds, limits, logs, services
@@ -179,13 +178,13 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     async def _join_audience(self) -> None:
         """Join the groups notices travel on: everyone, and each auth group the user is in now."""
-        self.group_ids = await database_sync_to_async(notices.group_ids)(self.user)
+        self.group_ids = await database_to_async(notices.group_ids)(self.user)
         self.audience = (EVERYONE, *(auth_group(group_id) for group_id in self.group_ids))
         for group in self.audience:
             await self.channel_layer.group_add(group, self.channel_name)
 
     async def _hello(self) -> str:
-        jobs, extension = await database_sync_to_async(_hello_data)(self.user, self.group_ids)
+        jobs, extension = await database_to_async(_hello_data)(self.user, self.group_ids)
         return frames.hello(self.user, jobs, kinds.names(), extension)
 
     # --- client messages -------------------------------------------------------------------------
@@ -238,10 +237,15 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         retry_after = await throttle.submit_allowed(self.user.pk)
         if retry_after is not None:
             raise RateLimited("Too many job submissions; wait before submitting again.", retry_after)
-        job, created = await database_sync_to_async(_submit)(self.user, message)
-        await self.send(text_data=frames.accepted(message.request_id, job))
-        if created and job["kind"] == BATCH_KIND:
-            self._start_batch(job["id"])  # a job its kind split into a batch (a large email)
+        job, payload, created = await database_to_async(_submit)(self.user, message)
+        await self.send(text_data=frames.accepted(message.request_id, payload))
+        if not created:
+            return
+        if job.kind == BATCH_KIND:
+            self._start_batch(payload["id"])  # a job its kind split into a batch (a large email)
+        else:
+            # Off Channels' one database thread, which every socket of this process waits on.
+            self._background(sync_to_async(services.hand_off, thread_sensitive=False)(job))
 
     async def on_batch_submit(self, message: BatchSubmit) -> None:
         """A batch, in one frame or in parts (offset/continues): created in one transaction when complete."""
@@ -285,7 +289,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     async def on_batch_follow(self, message: BatchFollow) -> None:
         """Join the batch's group: its children's own events come to this socket until batch.unfollow."""
         owner_id = self._owner_in("all" if self.user.is_staff else "own")
-        job = await database_sync_to_async(history.find)(owner_id, message.job_id)
+        job = await database_to_async(history.find)(owner_id, message.job_id)
         if job.kind != BATCH_KIND:
             raise JobConflict("The job is not a batch.")
         batch_id = str(job.pk)
@@ -317,23 +321,23 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     async def on_job_list(self, message: JobList) -> None:
         owner_id = self._owner_in(message.scope)
-        await self.send(text_data=await database_sync_to_async(_job_list)(owner_id, message))
+        await self.send(text_data=await database_to_async(_job_list)(owner_id, message))
 
     async def on_job_get(self, message: JobGet) -> None:
         owner_id = self._owner_in("all" if self.user.is_staff else "own")
-        await self.send(text_data=await database_sync_to_async(_job_detail)(owner_id, message))
+        await self.send(text_data=await database_to_async(_job_detail)(owner_id, message))
 
     async def on_job_logs_follow(self, message: JobLogsFollow) -> None:
         """Join the job's log group first, then read its last lines: no line falls between (merge by n)."""
         owner_id = self._owner_in("all" if self.user.is_staff else "own")
-        job = await database_sync_to_async(history.find)(owner_id, message.job_id)
+        job = await database_to_async(history.find)(owner_id, message.job_id)
         job_id = str(job.pk)
         following = self.following if self.following is not None else set()
         if job_id not in following and len(following) >= MAX_FOLLOWED:
             raise JobConflict(f"A connection follows the logs of at most {MAX_FOLLOWED} jobs at once.")
         self.following = following | {job_id}
         await self.channel_layer.group_add(job_log_group(job_id), self.channel_name)
-        frame, finished = await database_sync_to_async(_job_logs)(job, message.request_id)
+        frame, finished = await database_to_async(_job_logs)(job, message.request_id)
         await self.send(text_data=frame)
         if finished:
             await self._unfollow(job_id)  # nothing more will come
@@ -373,10 +377,10 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         retry_after = await throttle.submit_allowed(self.user.pk)
         if retry_after is not None:
             raise RateLimited("Too many submissions; wait before making another schedule.", retry_after)
-        await self.send(text_data=await database_sync_to_async(_schedule_create)(self.user, message, self.channel_name))
+        await self.send(text_data=await database_to_async(_schedule_create)(self.user, message, self.channel_name))
 
     async def on_schedule_list(self, message: ScheduleList) -> None:
-        await self.send(text_data=await database_sync_to_async(_schedule_list)(self.user, message.request_id))
+        await self.send(text_data=await database_to_async(_schedule_list)(self.user, message.request_id))
 
     async def on_schedule_pause(self, message: SchedulePause) -> None:
         await self._change_schedule(schedules.pause, message.schedule_id, message.request_id)
@@ -391,21 +395,21 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         self, change: Callable[..., Schedule], schedule_id: str, request_id: str | None, deleted: bool = False
     ) -> None:
         """Answer this socket; the owner's other sockets hear of it through the channel layer."""
-        frame = await database_sync_to_async(_schedule_changed)(
+        frame = await database_to_async(_schedule_changed)(
             change, self.user, schedule_id, request_id, self.channel_name, deleted
         )
         await self.send(text_data=frame)
 
     async def on_notification_list(self, message: NotificationList) -> None:
-        page = await database_sync_to_async(inbox.page)(self.user, message.before, message.limit)
+        page = await database_to_async(inbox.page)(self.user, message.before, message.limit)
         await self.send(text_data=frames.notification_list(page, message.before))
 
     async def on_notification_read(self, message: NotificationRead) -> None:
         # Answered by notification.unread, to every tab of the user.
-        await database_sync_to_async(inbox.mark_read)(self.user, message.id)
+        await database_to_async(inbox.mark_read)(self.user, message.id)
 
     async def on_notification_read_all(self, message: NotificationReadAll) -> None:
-        await database_sync_to_async(inbox.mark_all_read)(self.user)
+        await database_to_async(inbox.mark_all_read)(self.user)
 
     # --- channel-layer messages (gateway.subscribers, transport) ---------------------------------
 
@@ -422,7 +426,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         its channel group: without a notification, they are sent nothing.
         """
         try:
-            created = await database_sync_to_async(_notification_of_notice)(self.user.pk, event["notice_id"])
+            created = await database_to_async(_notification_of_notice)(self.user.pk, event["notice_id"])
         except Exception:
             # Whether it addressed this user is unknown: show nothing (the next hello will, if so).
             logger.exception("user %s: could not check notice %s", self.user.pk, event["notice_id"])
@@ -512,7 +516,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     async def _send_counted(self, build: Callable[..., str], *args: Any) -> None:
         """Send a notification frame with the unread count read now, after every earlier commit."""
         try:
-            frame = await database_sync_to_async(build)(*args)
+            frame = await database_to_async(build)(*args)
         except Exception:
             # A lost count is corrected by the next event or hello; a crashed socket is not.
             logger.exception("user %s: could not count unread notifications", self.user.pk)
@@ -636,11 +640,16 @@ def _submit_batch(
     return frames.job_payload(batch), created
 
 
-def _submit(user: User, message: Submit) -> tuple[dict[str, Any], bool]:
+def _submit(user: User, message: Submit) -> tuple[Job, dict[str, Any], bool]:
+    """The job, its payload for job.accepted, and whether this message made it. A new job is answered as
+    of its `job.accepted` event (seq 1); the `job.queued` event that follows carries seq 2."""
     job, created = services.submit(
         user, message.request_id, message.kind, message.params, message.priority, start_later=True
     )
-    return frames.job_payload(job), created
+    payload = frames.job_payload(job)
+    if created:
+        payload["seq"] = services.ACCEPTED_SEQ
+    return job, payload, created
 
 
 def _schedule_create(user: User, message: ScheduleCreate, origin: str) -> str:

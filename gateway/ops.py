@@ -18,11 +18,11 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
 from gateway import frames
+from patches.channels import database_to_async
 from tasks import broker, operations
 from transport.sockets import Watched
 
@@ -93,7 +93,7 @@ _sockets: Watched[Watching] = Watched("operations view", _send_forever)
 
 
 async def _compute(state: _State) -> str:
-    snapshot: dict[str, Any] = await database_sync_to_async(operations.snapshot)(timezone.now())
+    snapshot: dict[str, Any] = await database_to_async(operations.snapshot)(timezone.now())
     queues = await asyncio.to_thread(operations.queues, snapshot["oldest_queued"])
     if time.monotonic() - state.workers_at >= WORKERS_EVERY:
         state.workers = await asyncio.to_thread(broker.workers_online)

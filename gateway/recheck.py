@@ -27,11 +27,11 @@ import logging
 from collections import defaultdict
 from typing import Protocol
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.credentials import Credential, invalid_among
 from gateway import throttle
+from patches.channels import database_to_async
 from transport.sockets import Watched
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ async def check_all() -> None:
     pending = list(by_credential)
     for start in range(0, len(pending), CHECK_BATCH):
         try:
-            invalid = await database_sync_to_async(invalid_among)(pending[start : start + CHECK_BATCH])
+            invalid = await database_to_async(invalid_among)(pending[start : start + CHECK_BATCH])
         except Exception:
             # The database is unreachable: keep these sockets, and ask again next time.
             logger.exception("credential re-check failed; will try again")

@@ -15,5 +15,6 @@ class TasksConfig(AppConfig):
         kinds.autodiscover()
         limits.check_settings()
         tasks.register_kind_tasks()
+        tasks.reuse_connections()
         batches.connect()
         limits.connect()

@@ -3,7 +3,10 @@
 A job may call `report` a million times; the reporter stores and publishes
 at most one report per JOBS_PROGRESS_INTERVAL (0.1 s by default):
 
-1. The first report goes out at once (leading edge).
+1. The first report goes out at once (leading edge); in a job's run, the `job.started`
+   frame opens the first interval (`after_frame`), so a job shorter than the interval
+   sends no progress frame of its own and costs no write for it: its final event carries
+   the progress.
 2. Reports inside the interval only replace the pending values: one tuple
    assignment and one flag test, no clock read, so a hot loop stays hot
    (docs/benchmarks.md, coalescing).
@@ -34,7 +37,7 @@ _Values = tuple[int, int | None, str | None, str | None]
 
 
 class ProgressReporter:
-    def __init__(self, job_id: str, interval: float) -> None:
+    def __init__(self, job_id: str, interval: float, after_frame: bool = False) -> None:
         self._job_id = job_id
         self._interval = interval
         self._lock = threading.Lock()
@@ -47,6 +50,10 @@ class ProgressReporter:
         self._closed = False
         self.cancelled = False
         self.flushes = 0
+        if after_frame and interval > 0:
+            # A frame of the job (job.started) has just gone out: this interval is already open.
+            self._hot = False
+            flush_timer.call_at(time.monotonic() + interval, self._interval_over)
 
     def report(
         self, current: int, total: int | None = None, *, stage: str | None = None, message: str | None = None

@@ -35,7 +35,7 @@ def run_job(job_id: str, task_id: str) -> None:
         services.fail(job_id, "invalid_params", f"The job's parameters are not valid ({problems}).")
         return
     interval = settings.JOBS_PROGRESS_INTERVAL
-    reporter, logs = ProgressReporter(job_id, interval), LogBuffer(job_id, interval)
+    reporter, logs = ProgressReporter(job_id, interval, after_frame=True), LogBuffer(job_id, interval)
     context = Context(job_id, job.owner_id, job.attempt, params, reporter, logs, ArtifactWriter(job_id))
     heartbeat = liveness.Heartbeat(job_id, job.worker)
     heartbeat.start()

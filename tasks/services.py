@@ -17,12 +17,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tasks import artifacts, batches, events, history, kinds, limits, liveness, transitions
-from tasks.errors import JobConflict, JobNotFound, RateLimited
+from tasks.errors import JobConflict, JobNotFound, RateLimited, ServiceError
 from tasks.estimates import eta_seconds
-from tasks.models import BATCH_KIND, FINISHED, UNFINISHED, Job, JobEvent, JobStatus, Priority
+from tasks.models import BATCH_KIND, FINISHED, UNFINISHED, Job, JobStatus, Priority
 from telemetry import metrics
 
 logger = logging.getLogger(__name__)
+
+ACCEPTED_SEQ = transitions.ACCEPTED_SEQ  # the seq a new job is answered with (job.accepted)
 
 
 def submit(
@@ -35,13 +37,17 @@ def submit(
 ) -> tuple[Job, bool]:
     """Record a job and queue it. The same request_id again returns the same job, created=False.
 
-    A job its kind splits (an email to 50,000 addresses) becomes a batch; with `start_later`, the
-    caller hands its jobs out (batches.start), as for submit_batch.
+    With `start_later`, the caller hands the job to Celery (`hand_off`) once it has answered, off the
+    thread that holds the database; a process that dies first leaves it to the reconciler. A job its kind
+    splits (an email to 50,000 addresses) becomes a batch; with `start_later`, the caller hands its jobs
+    out (batches.start), as for submit_batch.
     """
-    existing = _existing(owner, request_id)
-    if existing is not None:
-        return existing, False
-    split = kinds.validate_split(kind, params, owner.pk)
+    # No lookup of the request_id first: the insert's unique constraint answers a resend (below). Only a
+    # refusal looks, so that a resend of a job already made gets that job, not the refusal.
+    try:
+        split = kinds.validate_split(kind, params, owner.pk)
+    except ServiceError as refusal:
+        return _existing_or_raise(owner, request_id, refusal)
     if len(split.parts) > 1:
         # Too large for one job (an email to 50,000 addresses): one batch, one bar, spread over every worker.
         children = [(kind, part) for part in split.parts]
@@ -51,19 +57,23 @@ def submit(
     searched = history.search_text(job_id, request_id, kinds.public_params(kind, clean))
     try:
         with transaction.atomic():
-            _check_active_cap(owner)
-            job = Job.objects.create(
-                id=job_id,
-                owner=owner,
-                request_id=request_id,
-                kind=kind,
-                params=clean,
-                priority=priority,
-                celery_task_id=transitions.new_task_id(),
-                search_text=searched,
+            _check_active_cap(owner)  # a resend of a job already made is answered below, even at the cap
+            job = transitions.born_queued(
+                Job(
+                    id=job_id,
+                    owner=owner,
+                    request_id=request_id,
+                    kind=kind,
+                    params=clean,
+                    priority=priority,
+                    celery_task_id=transitions.new_task_id(),
+                    search_text=searched,
+                )
             )
-            JobEvent.objects.create(job=job, seq=job.seq, event="job.accepted", at=job.created_at)
-            transaction.on_commit(lambda: enqueue(job.pk), robust=True)
+            if not start_later:
+                transaction.on_commit(lambda: transitions.send_task(job), robust=True)
+    except RateLimited as refusal:
+        return _existing_or_raise(owner, request_id, refusal)
     except IntegrityError:
         # Two sockets of one user raced with the same request_id: the first one won.
         return Job.objects.get(owner=owner, request_id=request_id), False
@@ -117,9 +127,22 @@ def _submit_batch(
     return batch, True
 
 
+def _existing_or_raise(owner: User, request_id: str, refusal: ServiceError) -> tuple[Job, bool]:
+    """The job this request_id already made, for a submit that was refused; else that refusal."""
+    existing = _existing(owner, request_id)
+    if existing is None:
+        raise refusal
+    return existing, False
+
+
 def _existing(owner: User, request_id: str) -> Job | None:
     """The job this request_id already made, if any: a submit is idempotent per owner and request_id."""
     return Job.objects.filter(owner=owner, request_id=request_id).first()
+
+
+def hand_off(job: Job) -> None:
+    """Send the task of a job that `submit(..., start_later=True)` created."""
+    transitions.send_task(job)
 
 
 def enqueue(job_id: uuid.UUID) -> None:
@@ -200,17 +223,27 @@ def start(job_id: str, task_id: str) -> Job | None:
             job.status == JobStatus.QUEUED or liveness.is_gone(job.worker, job.heartbeat_at)
         )
 
-    if _fail_if_worker_lost(job_id, guard=claimable):
-        return None
+    def runnable(job: Job) -> bool:
+        return claimable(job) and not _exhausted(job)
+
+    job = _claim_within_limits(job_id, task_id, runnable, me)
+    if job is None:
+        # Only a claim refused can be a job whose process died on each of its deliveries: the usual claim
+        # is one transaction, and this check a second one only then.
+        _fail_if_worker_lost(job_id, guard=claimable)
+    return job
+
+
+def _claim_within_limits(job_id: str, task_id: str, runnable: Callable[[Job], bool], me: str) -> Job | None:
     if not limits.in_force():
-        return _claim(job_id, claimable, me)
+        return _claim(job_id, runnable, me)
     with transaction.atomic():
-        refused = limits.refusal(job_id, task_id)
+        refused = limits.refusal(job_id, task_id)  # only a queued job is refused: a redelivered one is running
         if refused is not None:
             # Over a limit, or its kind paused: it waits, queued, without this task (which ends).
             limits.hold(job_id, task_id, refused)
             return None
-        return _claim(job_id, claimable, me)
+        return _claim(job_id, runnable, me)
 
 
 def _claim(job_id: str, claimable: Callable[[Job], bool], me: str) -> Job | None:
@@ -266,7 +299,7 @@ def _fail_if_worker_lost(job_id: str, guard: Callable[[Job], bool]) -> bool:
     """Fail a running job whose process died on each of its JOBS_MAX_DELIVERIES deliveries."""
 
     def exhausted(job: Job) -> bool:
-        return job.status == JobStatus.RUNNING and job.deliveries >= settings.JOBS_MAX_DELIVERIES and guard(job)
+        return _exhausted(job) and guard(job)
 
     def change(job: Job) -> None:
         job.status = JobStatus.FAILED
@@ -280,6 +313,10 @@ def _fail_if_worker_lost(job_id: str, guard: Callable[[Job], bool]) -> bool:
         job_id, "job.failed", allowed=(JobStatus.RUNNING,), change=change, guard=exhausted, level=logging.ERROR
     )
     return job is not None
+
+
+def _exhausted(job: Job) -> bool:
+    return job.status == JobStatus.RUNNING and job.deliveries >= settings.JOBS_MAX_DELIVERIES
 
 
 def save_progress(job_id: str, progress: dict[str, Any]) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, current_app, shared_task
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 from kombu import Queue
 
 from tasks import kinds
@@ -25,6 +27,22 @@ def register_kind_tasks() -> None:
         _kind_task(kind)
     names = [current_app.conf.task_default_queue, *kinds.queues()]
     current_app.conf.task_queues = [Queue(name) for name in dict.fromkeys(names)]
+
+
+def reuse_connections() -> None:
+    """Keep each worker process's database connection across tasks, closing it only when it is past
+    DATABASE_CONN_MAX_AGE or broken, as Django does around each request.
+
+    Celery's Django fix-up closes every connection before and after each task unless
+    CELERY_DB_REUSE_MAX is set (core.settings sets it): a new connection per job cost a connect,
+    and on SQLite its PRAGMAs, on every job (docs/benchmarks.md).
+    """
+    task_prerun.connect(_close_old_connections, weak=False, dispatch_uid="tasks.close_old_connections.pre")
+    task_postrun.connect(_close_old_connections, weak=False, dispatch_uid="tasks.close_old_connections.post")
+
+
+def _close_old_connections(**kwargs: Any) -> None:
+    close_old_connections()
 
 
 def _kind_task(kind: Kind) -> Any:

@@ -40,6 +40,32 @@ def enqueue(job_id: uuid.UUID) -> None:
         send_task(job)
 
 
+def born_queued(job: Job) -> Job:
+    """Insert a new job already queued, in the caller's transaction: its `job.accepted` (seq 1) and
+    `job.queued` (seq 2) events are written together, and `job.queued` is published on commit.
+
+    One INSERT instead of an insert and then a queued transition (its own transaction, a locked read and
+    a full-row update). The caller sends the task (send_task) once this commits.
+    """
+    job.status = JobStatus.QUEUED
+    job.seq = QUEUED_SEQ
+    job.save(force_insert=True)
+    JobEvent.objects.bulk_create(
+        [
+            JobEvent(job=job, seq=ACCEPTED_SEQ, event="job.accepted", at=job.created_at),
+            JobEvent(job=job, seq=QUEUED_SEQ, event="job.queued", at=job.created_at),
+        ]
+    )
+    events.send_on_commit(events.job_changed, event="job.queued", job=job)
+    log_on_commit("job.queued", job, logging.INFO, "")
+    return job
+
+
+# A new job's first two events: `job.accepted` answers its submit as of seq 1, `job.queued` follows.
+ACCEPTED_SEQ = 1
+QUEUED_SEQ = 2
+
+
 def cancel(job_id: uuid.UUID | str, note: str) -> Job | None:
     def change(job: Job) -> None:
         job.status = JobStatus.CANCELLED
@@ -107,21 +133,24 @@ def transition(
     guard: Callable[[Job], bool] | None = None,
     level: int = logging.INFO,
     note: str = "",
+    then: Callable[[Job], None] | None = None,
 ) -> Job | None:
-    """Apply `change` to a job in one of the `allowed` states, bump its seq, publish `event` and log one line.
+    """Apply `change` to a job in one of the `allowed` states, bump its seq, publish `event` and log one line;
+    `then(job)`, if given, runs last in the same transaction.
 
     `note` (why it happened) goes with the event into the job's timeline (a failure's is its error
     code) and into the log line; `level` is the log line's.
     """
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        # search_text (the history's, often the longest column) is never needed here.
+        job = Job.objects.select_for_update().defer("search_text").filter(pk=job_id).first()
         if job is None or job.status not in allowed or (guard is not None and not guard(job)):
             return None
-        before = job.status
+        before, values = job.status, _values(job)
         if change is not None:
             change(job)
         job.seq += 1
-        job.save()
+        job.save(update_fields=_changed(job, values))
         if job.parent_id is not None and job.status != before:
             events.child_moved.send(sender=None, job=job, old=before)
         if before == JobStatus.RUNNING and job.status != before:
@@ -133,7 +162,31 @@ def transition(
             # Counted when the outermost transaction commits, so a rolled-back final state never is.
             transaction.on_commit(lambda: metrics.job_changed(job), robust=True)
         log_on_commit(event, job, level, note)
+        if then is not None:
+            then(job)
     return job
+
+
+# The columns a transition may write (not the primary key, not the deferred search_text).
+_COLUMNS = tuple(f.attname for f in Job._meta.concrete_fields if f.attname not in ("id", "search_text"))
+
+
+def _values(job: Job) -> dict[str, Any]:
+    return {name: job.__dict__[name] for name in _COLUMNS}
+
+
+def _changed(job: Job, values: dict[str, Any]) -> list[str]:
+    """The columns a change assigned, and seq and updated_at: the UPDATE writes only those.
+
+    A JSON value counts as changed when a new object was assigned (a change assigns, never edits a
+    value in place); other values when they differ.
+    """
+    changed = ["seq", "updated_at"]
+    for name, old in values.items():
+        new = job.__dict__[name]
+        if name not in changed and (new is not old if isinstance(old, (dict, list)) else new != old):
+            changed.append(name)
+    return changed
 
 
 def log_on_commit(event: str, job: Job, level: int, note: str) -> None:
@@ -169,11 +222,11 @@ def finish(
     level: int = logging.INFO,
 ) -> Job | None:
     """A transition to a final state; what job_finished's receivers write (a notification) commits with it."""
-    with transaction.atomic():
-        job = transition(job_id, event, allowed=allowed, change=change, guard=guard, level=level)
-        if job is not None:
-            events.job_finished.send(sender=None, job=job)
-    return job
+
+    def finished(job: Job) -> None:
+        events.job_finished.send(sender=None, job=job)
+
+    return transition(job_id, event, allowed=allowed, change=change, guard=guard, level=level, then=finished)
 
 
 def send_task(job: Job) -> None:

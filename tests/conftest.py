@@ -66,10 +66,11 @@ def published(monkeypatch: pytest.MonkeyPatch) -> Published:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """pytest-django drops the SQLite test database file, but not its WAL and shared-memory files."""
+    """pytest-django drops the SQLite test database file, but not its WAL and shared-memory files, nor its
+    writers' lock (patches.sqlite)."""
     name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
-    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and name:
-        for suffix in ("-wal", "-shm"):
+    if "sqlite" in settings.DATABASES["default"]["ENGINE"] and name:
+        for suffix in ("-wal", "-shm", ".writers"):
             Path(f"{name}{suffix}").unlink(missing_ok=True)
 
 

@@ -81,6 +81,7 @@ def _database(url_default: str) -> dict[str, Any]:
         # Daphne, the worker and Flower share one file: WAL lets readers run beside
         # the writer, and IMMEDIATE takes the write lock at BEGIN, so two processes
         # never deadlock upgrading a read lock inside a transition.
+        config["ENGINE"] = "patches.sqlite"  # writers take turns on a file lock (patches/sqlite/base.py)
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
@@ -95,6 +96,9 @@ def _database(url_default: str) -> dict[str, Any]:
 
 
 DATABASES = {"default": _database(f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# Threads (each with its own connection) on which a Daphne process runs its sockets' database calls
+# (patches.channels.database_to_async), instead of Channels' one thread.
+DATABASE_THREADS_PER_PROCESS = env.get_int("DATABASE_THREADS_PER_PROCESS", 4, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -191,6 +195,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_WORKER_SEND_TASK_EVENTS = env.get_bool("CELERY_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
 CELERY_TASK_TRACK_STARTED = True
+# Celery's Django fix-up closes the database connections around every task unless this is set; it then
+# closes them every this many tasks, and tasks.tasks.reuse_connections closes old or broken ones.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Periodic tasks, run by `celery -A celery_app beat` (runstack and docker-compose start it).
 JOBS_RECONCILE_SECONDS = env.get_float("JOBS_RECONCILE_SECONDS", 30.0, minimum=1.0)

@@ -31,7 +31,7 @@ WHITENOISE_USE_FINDERS = True
 # close their connections after each use, so the test database can be dropped.
 # (A benchmark may set DATABASE_CONN_MAX_AGE to measure persistent connections as deployed.)
 DATABASES["default"]["CONN_MAX_AGE"] = env.get_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "patches.sqlite":
     # One file per test run, so two runs on one machine never share (or drop) each other's tables.
     default_path = VAR_DIR / f"test-{os.getpid()}.sqlite3"
     # A fresh clone has no var/ yet, and SQLite does not create directories.

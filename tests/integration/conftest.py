@@ -37,7 +37,7 @@ class LiveStack:
 
 def database_url(settings_dict: dict[str, Any]) -> str:
     """The URL of the test database this process uses, for the processes it starts."""
-    if settings_dict["ENGINE"].endswith("sqlite3"):
+    if "sqlite" in settings_dict["ENGINE"]:
         return f"sqlite:///{settings_dict['NAME']}"
     auth = settings_dict["USER"] + (f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else "")
     host = f"{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
@@ -26,6 +28,11 @@ async def test_submit_answers_accepted_then_every_tab_sees_queued(user: User, se
         for tab in (tab1, tab2):
             queued = await tab.receive()
             assert queued["type"] == "job.queued" and queued["job"]["id"] == job["id"] and queued["job"]["seq"] == 2
+        # The task is handed to Celery after the answer, off the database thread.
+        for _ in range(200):
+            if sent_tasks:
+                break
+            await asyncio.sleep(0.01)
         assert [task["args"] for task in sent_tasks] == [[job["id"]]]
 
 

@@ -31,7 +31,9 @@ def test_a_countdown_succeeds_with_its_result_and_final_progress(user: User, pub
     assert job.status == JobStatus.SUCCEEDED and job.result == {"steps": 50}
     assert job.progress["current"] == 50 and job.progress["percent"] == 100.0
     types = published.types()
-    assert types[:3] == ["job.queued", "job.started", "job.progress"] and types[-1] == "job.succeeded"
+    # Progress frames only if the run outlived the interval job.started opened; the final event carries it.
+    assert types[:2] == ["job.queued", "job.started"] and types[-1] == "job.succeeded"
+    assert set(types[2:-1]) <= {"job.progress"}
     assert published.seqs() == sorted(set(published.seqs()))
 
 

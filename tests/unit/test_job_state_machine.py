@@ -4,13 +4,14 @@ and refuses to move a job from a state that does not allow it."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 
 from tasks import services
-from tasks.errors import InvalidParams, JobConflict, JobNotFound, UnknownKind
-from tasks.models import Job, JobStatus
+from tasks.errors import InvalidParams, JobConflict, JobNotFound, RateLimited, UnknownKind
+from tasks.models import Job, JobEvent, JobStatus
 from tests.conftest import Published
 from tests.unit.conftest import SentTasks
 
@@ -29,7 +30,10 @@ def test_submit_records_the_job_then_queues_it_after_commit(
     user: User, published: Published, sent_tasks: SentTasks
 ) -> None:
     job = submit(user)
-    assert job.seq == 1 and job.status == JobStatus.QUEUED
+    # Born queued in the submit's one transaction: its first two events are written with it.
+    assert job.seq == 2 and job.status == JobStatus.QUEUED
+    timeline = list(JobEvent.objects.filter(job=job).order_by("seq").values_list("seq", "event"))
+    assert timeline == [(1, "job.accepted"), (2, "job.queued")]
     assert published.types() == ["job.queued"]
     group, message = published[0]
     assert group == f"user.{user.pk}"
@@ -165,3 +169,26 @@ def test_snapshot_lists_unfinished_jobs_then_recent_finished_ones(user: User, ot
     jobs = services.snapshot(user, 20)
     assert [job.pk for job in jobs[:2]] == [queued.pk, running.pk]
     assert [job.pk for job in jobs[2:]] == list(reversed(finished))[:20]
+
+
+def test_a_resend_is_answered_with_its_job_even_with_params_now_invalid(
+    user: User, published: Published, sent_tasks: SentTasks
+) -> None:
+    """The request_id is not looked up before the insert: a refusal must still answer a resend with its job."""
+    job = submit(user)
+    again, created = services.submit(user, "r1", "demo.countdown", {"steps": 0})
+    assert not created and again.pk == job.pk
+    with pytest.raises(UnknownKind):
+        services.submit(user, "r1-new", "no.such.kind", {})
+
+
+def test_a_resend_is_answered_with_its_job_even_at_the_active_jobs_cap(
+    user: User, settings: Any, sent_tasks: SentTasks
+) -> None:
+    settings.JOBS_MAX_ACTIVE_PER_USER = 1
+    job = submit(user)
+    again, created = services.submit(user, "r1", "demo.countdown", COUNTDOWN)
+    assert not created and again.pk == job.pk
+    with pytest.raises(RateLimited):
+        services.submit(user, "r2", "demo.countdown", COUNTDOWN)
+    assert Job.objects.filter(owner=user).count() == 1

@@ -102,3 +102,25 @@ def test_frames_are_never_closer_than_the_interval(running_job: Job, monkeypatch
     gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at)]
     assert len(sent_at) >= 3
     assert min(gaps) >= 0.05 * 0.99, sorted(gaps)[:3]
+
+
+def test_in_a_run_the_started_frame_opens_the_first_interval(running_job: Job, published: Published) -> None:
+    """A report right after job.started waits for the interval's end; one that the job outlives goes then."""
+    reporter = ProgressReporter(str(running_job.pk), interval=0.3, after_frame=True)
+    reporter.report(1, 3)
+    reporter.report(2, 3)
+    assert published == []  # nothing within the interval that job.started opened
+    deadline = time.monotonic() + 5
+    while not published and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [message["progress"]["current"] for _, message in published] == [2]
+    reporter.close()
+
+
+def test_a_job_shorter_than_the_interval_sends_no_progress_frame(running_job: Job, published: Published) -> None:
+    reporter = ProgressReporter(str(running_job.pk), interval=60, after_frame=True)
+    for step in range(1, 11):
+        reporter.report(step, 10)
+    final = reporter.close()
+    assert published == [] and reporter.flushes == 0
+    assert final is not None and final["current"] == 10  # the terminal event carries it
