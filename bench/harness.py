@@ -64,9 +64,14 @@ class Stack:
     daphne: subprocess.Popen[bytes] | None = None
     ws_url: str = ""
 
-    def start_daphne(self, application: str = DEFAULT_ASGI, env: dict[str, str] | None = None) -> str:
-        """Start Daphne (core.stack's command line) serving `application`, with `env` over the stack's."""
-        port = stack.free_port()
+    def start_daphne(
+        self, application: str = DEFAULT_ASGI, env: dict[str, str] | None = None, port: int | None = None
+    ) -> str:
+        """Start Daphne (core.stack's command line) serving `application`, with `env` over the stack's.
+
+        On a free port, or on `port` (a restart on the same port: the one before must have exited).
+        """
+        port = stack.free_port() if port is None else port
         command = stack.daphne_command("127.0.0.1", port, "--app", application)
         with open(self.directory / "daphne.log", "ab") as log:
             process = subprocess.Popen(command, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
