@@ -13,12 +13,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket import websocket_auth  # noqa: E402
+from gateway.admission import HandshakeAdmission  # noqa: E402
 from gateway.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # A bearer token, or a session cookie from an allowed Origin (see accounts.websocket).
-        "websocket": websocket_auth(URLRouter(websocket_urlpatterns)),
+        # At most WEBSOCKET_HANDSHAKES_IN_FLIGHT handshakes at once (gateway.admission); then a bearer
+        # token, or a session cookie from an allowed Origin (see accounts.websocket).
+        "websocket": HandshakeAdmission(websocket_auth(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -74,6 +74,9 @@ PUBLISH_LATENCY = Histogram(
     "jobs_publish_latency_seconds", "Time one group_send to the channel layer took.", buckets=LATENCY_BUCKETS
 )
 RATE_LIMITED = Counter("jobs_rate_limited", "rate_limited answers sent to clients.")
+HANDSHAKES_DEFERRED = Counter(
+    "jobs_websocket_handshakes_deferred", "Handshakes closed with 4013 (try again later): too many at once."
+)
 
 
 class FinishedJob(Protocol):
@@ -117,6 +120,10 @@ def connection_closed() -> None:
 
 def rate_limited() -> None:
     RATE_LIMITED.inc()
+
+
+def handshake_deferred() -> None:
+    HANDSHAKES_DEFERRED.inc()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -101,6 +101,10 @@ class Publisher:
         target = self._target
         if target is None or not target.usable() or _running_loop() is target.loop:
             return True
+        if not target.loop.is_running():
+            # Daphne's loop, stopped before exit handlers run: nothing would drain the queue, so waiting
+            # out the timeout only delayed every shutdown by it.
+            return target.queue.empty()
         future = asyncio.run_coroutine_threadsafe(target.queue.join(), target.loop)
         try:
             future.result(timeout)

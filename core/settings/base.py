@@ -99,6 +99,10 @@ DATABASES = {"default": _database(f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 # Threads (each with its own connection) on which a Daphne process runs its sockets' database calls
 # (patches.channels.database_to_async), instead of Channels' one thread.
 DATABASE_THREADS_PER_PROCESS = env.get_int("DATABASE_THREADS_PER_PROCESS", 4, minimum=1)
+# Handshakes a Daphne process works on at once; more wait their turn, then are closed with 4013 (try again later).
+WEBSOCKET_HANDSHAKES_IN_FLIGHT = env.get_int("WEBSOCKET_HANDSHAKES_IN_FLIGHT", 100, minimum=1)
+# How long one more waits for its turn before that close (Daphne drops a handshake not accepted in 5 s).
+WEBSOCKET_HANDSHAKE_WAIT_SECONDS = env.get_float("WEBSOCKET_HANDSHAKE_WAIT_SECONDS", 2.0, minimum=0.0, maximum=4.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

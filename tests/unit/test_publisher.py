@@ -74,3 +74,21 @@ def test_a_stuck_channel_layer_drops_events_after_the_timeout_and_never_blocks_t
     assert publisher.flush(timeout=5)
     assert (publisher.sent, publisher.dropped) == (0, 3)
     publisher.reset()
+
+
+def test_at_exit_a_stopped_server_loop_is_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Daphne's loop has stopped when exit handlers run: close() must not wait on it (it waited out its
+    whole timeout at every shutdown)."""
+    loop = asyncio.new_event_loop()
+    publisher = Publisher()
+    publisher.bind_loop(loop)  # bound, never run again: as Daphne's loop after it stopped
+
+    def no_waiting(*args: Any) -> Any:
+        raise AssertionError("flush waited on a loop that no longer runs")
+
+    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", no_waiting)
+    assert publisher.flush(timeout=60)  # nothing was queued
+    monkeypatch.undo()
+    publisher.reset()
+    loop.run_until_complete(asyncio.sleep(0.01))  # let the reset stop the drain task it scheduled
+    loop.close()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from celery import current_app
-from celery.fixups.django import DjangoWorkerFixup
+from celery.fixups.django import DjangoWorkerFixup  # type: ignore[attr-defined]  # missing from the stubs
 from celery.signals import task_postrun, task_prerun
 from django.db import connection
 
