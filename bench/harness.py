@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from websockets.asyncio.client import connect
 
 from core import stack
@@ -258,6 +259,24 @@ def _close_publisher() -> None:
         return
     publisher.flush(timeout=2)
     publisher.reset()
+
+
+def celery_app(name: str, **settings: Any) -> Celery:
+    """A benchmark's own Celery app on the private stack's broker (REDIS_URL, which its worker inherits),
+    delivering as the service does: json, acknowledged late, one task at a time, no results."""
+    app = Celery(name, set_as_current=False, fixups=settings.pop("fixups", None))
+    app.conf.update(
+        broker_url=os.environ.get("REDIS_URL"),
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        **settings,
+    )
+    return app
 
 
 def make_user(username: str = "bench") -> tuple[Any, str]:

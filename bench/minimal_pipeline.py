@@ -45,7 +45,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings.test")
 if not apps.ready:
     django.setup()
 
-from celery import Celery
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -55,6 +54,7 @@ from django.urls import path
 from django.utils import timezone
 
 from accounts import tokens
+from bench.harness import celery_app
 from patches.channels import DispatchWithoutDatabaseHop
 from tasks.models import Job, JobStatus, build_progress
 
@@ -75,19 +75,7 @@ def group_name(user_id: int) -> str:
 # task (DjangoWorkerFixup.close_database, whatever CONN_MAX_AGE says), a connect per task. The task
 # below does what Django does around a request instead: close_old_connections(), which keeps the
 # connection for CONN_MAX_AGE and drops a broken one.
-app = Celery("bench_minimal", set_as_current=False, fixups=[])
-app.conf.update(
-    broker_url=os.environ.get("REDIS_URL"),  # the private stack's; Daphne and the worker inherit it
-    broker_connection_retry_on_startup=True,
-    task_serializer="json",
-    accept_content=["json"],
-    task_ignore_result=True,
-    task_acks_late=True,  # as the service's settings
-    worker_prefetch_multiplier=1,
-    worker_send_task_events=False,
-    task_send_sent_event=False,
-    worker_hijack_root_logger=False,
-)
+app = celery_app("bench_minimal", fixups=[], worker_send_task_events=False, task_send_sent_event=False)
 
 
 # --- the consumer ----------------------------------------------------------------------------------

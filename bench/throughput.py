@@ -63,7 +63,18 @@ import redis
 from celery import Celery
 from websockets.asyncio.client import connect
 
-from bench.harness import Row, Stack, cpu_seconds, make_user, ms, parser, percentile, private_stack, report
+from bench.harness import (
+    Row,
+    Stack,
+    celery_app,
+    cpu_seconds,
+    make_user,
+    ms,
+    parser,
+    percentile,
+    private_stack,
+    report,
+)
 from core import stack
 from tests import procfs
 
@@ -74,18 +85,8 @@ PARAMS = {"steps": 10, "interval_ms": 0}
 
 # --- the floor: a bare Celery app (its worker: `celery -A bench.throughput:floor_app worker`) ---
 
-floor_app = Celery("bench_floor", set_as_current=False)
-floor_app.conf.update(
-    # The floor worker inherits the private stack's REDIS_URL; the benchmark sets it before sending.
-    broker_url=os.environ.get("REDIS_URL"),
-    broker_connection_retry_on_startup=True,
-    task_serializer="json",
-    accept_content=["json"],
-    task_ignore_result=True,
-    task_acks_late=True,  # as the service's settings
-    worker_prefetch_multiplier=1,
-    worker_hijack_root_logger=False,
-)
+# The floor worker inherits the private stack's REDIS_URL; the benchmark sets it before sending.
+floor_app = celery_app("bench_floor")
 
 
 @functools.cache
