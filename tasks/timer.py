@@ -41,13 +41,18 @@ class FlushTimer:
     def _run(self) -> None:
         while True:
             callback = self._next_due()
-            close_old_connections()
+            # Closing a stale connection can fail too (it asks the database whether the connection is in
+            # autocommit): nothing may end this thread, or no heartbeat or trailing flush of the process
+            # would ever run again.
             try:
+                close_old_connections()
                 callback()
             except Exception:
                 logger.exception("timed callback failed")
-            finally:
+            try:
                 close_old_connections()
+            except Exception:
+                logger.exception("closing the timer thread's database connections failed")
 
     def _next_due(self) -> Callable[[], None]:
         with self._wakeup:
