@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,6 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import close_old_connections
 
 from accounts.credentials import Credential
 from gateway import frames, ops, protocol, recheck, throttle
@@ -257,7 +256,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         if message.continues:
             await self.send(text_data=frames.batch_part(message.request_id, len(jobs)))
             return
-        job, created = await sync_to_async(_closing(_submit_batch), thread_sensitive=False)(self.user, message, jobs)
+        job, created = await database_to_async(_submit_batch, long=True)(self.user, message, jobs)
         await self.send(text_data=frames.accepted(message.request_id, job))
         if created:
             self._start_batch(job["id"])
@@ -265,7 +264,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     def _start_batch(self, batch_id: str) -> None:
         """Hand out a batch's jobs after the answer, and not awaited: sending 10,000 tasks (about 1 ms each)
         must hold back neither job.accepted nor this socket's next messages."""
-        start = sync_to_async(_closing(batches.start), thread_sensitive=False)(uuid.UUID(batch_id))
+        start = database_to_async(batches.start, long=True)(uuid.UUID(batch_id))
         self._background(start)
 
     def _batch_parts(self, message: BatchSubmit) -> list[tuple[str, dict[str, Any]]]:
@@ -308,10 +307,10 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     async def on_job_cancel(self, message: Cancel) -> None:
         # A batch cancels its children one by one: off Channels' one database thread.
-        await sync_to_async(_closing(services.cancel), thread_sensitive=False)(self.user, message.job_id)
+        await database_to_async(services.cancel, long=True)(self.user, message.job_id)
 
     async def on_job_retry(self, message: Retry) -> None:
-        await sync_to_async(_closing(services.retry), thread_sensitive=False)(self.user, message.job_id)
+        await database_to_async(services.retry, long=True)(self.user, message.job_id)
 
     async def on_ping(self, message: Ping) -> None:
         await self.send(text_data=frames.PONG)
@@ -362,7 +361,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         """Staff only: a paused kind's queued jobs wait; resuming hands them out (tasks.limits)."""
         self._owner_in("all")
         # Resuming may hand out many held jobs: off Channels' one database thread.
-        change = sync_to_async(_closing(limits.set_paused), thread_sensitive=False)
+        change = database_to_async(limits.set_paused)
         await change(kind, paused, self.user.get_username())
         await self.send(text_data=frames.ops_kind(request_id, kind, paused))
         await ops.refresh()  # this process's staff tabs see it now (the others at their next interval)
@@ -370,7 +369,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     async def on_job_bulk(self, message: JobBulk) -> None:
         owner_id = self._owner_in(message.scope)
         # Many jobs may change: off Channels' one database thread, which every socket of this process shares.
-        matched, changed = await sync_to_async(_closing(_job_bulk), thread_sensitive=False)(owner_id, message)
+        matched, changed = await database_to_async(_job_bulk, long=True)(owner_id, message)
         await self.send(text_data=frames.job_bulk(message.request_id, matched, changed, message.dry_run))
 
     async def on_schedule_create(self, message: ScheduleCreate) -> None:
@@ -507,7 +506,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+    def _background(self, work: Awaitable[Any]) -> None:
         """Run `work` beside this socket's messages; kept referenced until done (the loop holds tasks weakly)."""
         task = asyncio.ensure_future(work)
         _BACKGROUND.add(task)
@@ -616,19 +615,6 @@ def _job_logs(job: Job, request_id: str | None) -> tuple[str, bool]:
 
 def _job_bulk(owner_id: int | None, message: JobBulk) -> tuple[int, int]:
     return services.bulk(owner_id, message.action, _history_filter(message.filter), message.dry_run)
-
-
-def _closing(work: Callable[..., Any]) -> Callable[..., Any]:
-    """`work` for a thread of its own (sync_to_async, thread_sensitive=False), off Channels' one database
-    thread: it closes that thread's stale database connection after, as Channels does for its own."""
-
-    def run(*args: Any) -> Any:
-        try:
-            return work(*args)
-        finally:
-            close_old_connections()
-
-    return run
 
 
 def _submit_batch(

@@ -44,13 +44,15 @@ def _database_pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def database_to_async(work: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+def database_to_async(work: Callable[..., T], *, long: bool = False) -> Callable[..., Awaitable[T]]:
     """`channels.db.database_sync_to_async`, on a pool of DATABASE_THREADS_PER_PROCESS threads.
 
     Channels runs every such call of a process on one thread (asgiref's thread-sensitive mode):
     while one socket's call waits on the database (a round trip to PostgreSQL, SQLite's write lock),
     every other socket of the process waits behind it. Here each thread keeps its own connection;
-    stale ones are closed before and after each call, as Channels does on its thread.
+    stale ones are closed before and after each call, as Channels does on its thread. `long` work
+    (a batch of 10,000 jobs, a bulk action) runs on the event loop's default executor instead, so
+    that it never holds a place of the sockets' pool.
     """
 
     def run(*args: Any, **kwargs: Any) -> T:
@@ -60,4 +62,4 @@ def database_to_async(work: Callable[..., T]) -> Callable[..., Awaitable[T]]:
         finally:
             close_old_connections()
 
-    return sync_to_async(run, thread_sensitive=False, executor=_database_pool())
+    return sync_to_async(run, thread_sensitive=False, executor=None if long else _database_pool())
