@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts import events
 from accounts.models import ApiToken
+from patches.prepared import Prepared
 
 TOKEN_PREFIX = "jobs_"  # noqa: S105  (a marker that makes leaked tokens easy to scan for, not a secret)
 # last_used_at is a hint for people, not an audit log: write it at most this often.
@@ -33,7 +34,7 @@ def authenticate(raw: str) -> ApiToken | None:
     """The active token of an active user matching `raw`, or None."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = ApiToken.objects.select_related("user").filter(digest=digest(raw), revoked_at__isnull=True).first()
+    token = next(iter(_ACTIVE_TOKEN.run(hashed=digest(raw))), None)
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()
@@ -41,6 +42,13 @@ def authenticate(raw: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+# Read by every token handshake: compiled once (patches.prepared), as the ORM's compile was most of its cost.
+_ACTIVE_TOKEN = Prepared(
+    lambda hashed: ApiToken.objects.select_related("user").filter(digest=hashed, revoked_at__isnull=True)[:1],
+    hashed=ApiToken._meta.get_field("digest"),
+)
 
 
 def is_active(token_id: int) -> bool:

@@ -183,7 +183,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
 
     async def _hello(self) -> str:
-        jobs, extension = await database_to_async(_hello_data)(self.user, self.group_ids)
+        jobs, extension = await database_to_async(_hello_data)(self.user)
         return frames.hello(self.user, jobs, kinds.names(), extension)
 
     # --- client messages -------------------------------------------------------------------------
@@ -663,18 +663,18 @@ def _schedule_changed(
     return frames.schedule_changed(schedule, request_id, created=False, deleted=deleted)
 
 
-def _hello_data(user: User, group_ids: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _hello_data(user: User) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The job snapshot and the notification extension of hello."""
-    return _snapshot(user), _notification_hello(user, group_ids)
+    return _snapshot(user), _notification_hello(user)
 
 
 def _snapshot(user: User) -> list[dict[str, Any]]:
     return [frames.job_payload(job) for job in services.snapshot(user, settings.JOBS_SNAPSHOT_FINISHED)]
 
 
-def _notification_hello(user: User, group_ids: list[int]) -> dict[str, Any]:
+def _notification_hello(user: User) -> dict[str, Any]:
     """The extension fields of hello (docs/protocol.md): unexpired notices and the unread count."""
-    active = [frames.notice_payload(notice) for notice in notices.active_for(group_ids)]
+    active = [frames.notice_payload(notice) for notice in notices.active_for(user.pk)]
     return {"notices": active, "unread": inbox.unread_count(user.pk)}
 
 

@@ -18,7 +18,8 @@ WRITTEN_FOR = {
     "daphne": "4.2.3",  # patches.daphne replaces three of its methods wholesale
     "channels": "4.3",  # patches.channels: AsyncConsumer.dispatch without its database hop; database_to_async
     # patches.django: private attributes of requests and responses; patches.smtp; patches.sqlite: the SQLite
-    # backend's transaction methods (_start_transaction_under_autocommit, _commit, _rollback, _close)
+    # backend's transaction methods (_start_transaction_under_autocommit, _commit, _rollback, _close);
+    # patches.prepared: how the ORM's iterables use SQLCompiler (execute_sql, as_sql, the state it sets up)
     "django": "5.2",
     "prometheus_client": "0.26",  # patches.prometheus: the multiprocess value class
     "kombu": "5.7",  # patches.kombu: the Redis transport's key layout
