@@ -21,6 +21,7 @@ import sys
 from daphne.cli import CommandLineInterface
 
 import patches
+import patches.autobahn
 import patches.daphne
 from envconfig import env
 
@@ -56,6 +57,7 @@ def _application(given: list[str]) -> tuple[list[str], str]:
 def main() -> None:
     patches.check_versions()
     patches.daphne.apply()
+    patches.autobahn.apply()
     sys.argv = [sys.argv[0], *arguments(sys.argv[1:])]
     CommandLineInterface.entrypoint()
 

@@ -23,6 +23,7 @@ WRITTEN_FOR = {
     "django": "5.2",
     "prometheus_client": "0.26",  # patches.prometheus: the multiprocess value class
     "kombu": "5.7",  # patches.kombu: the Redis transport's key layout
+    "autobahn": "26.10",  # patches.autobahn: the module-level pformat of autobahn.websocket.protocol
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from patches.prepared import Prepared
@@ -400,11 +400,28 @@ def _check_active_cap(owner: User) -> None:
     the select_for_update is a no-op, and IMMEDIATE transactions (settings)
     already serialise every writer from BEGIN.
     """
-    User.objects.select_for_update().filter(pk=owner.pk).values_list("pk").first()
+    list(_OWNER_LOCK.run(owner_id=owner.pk))
     cap = settings.JOBS_MAX_ACTIVE_PER_USER
-    # A batch counts as one job, whatever its size.
-    if Job.objects.filter(owner=owner, parent=None, status__in=UNFINISHED).count() >= cap:
+    if next(iter(_ACTIVE_JOBS.run(owner_id=owner.pk)), 0) >= cap:
         raise RateLimited(f"You already have {cap} jobs queued or running; wait for some to finish.", retry_after=10)
+
+
+# Both run in every submit's transaction: compiled once (patches.prepared). `count()` is no queryset, so the
+# count is the one row of a GROUP BY owner_id (none: no active job). A batch counts as one job, whatever its size.
+_OWNER_LOCK = Prepared(
+    lambda owner_id: User.objects.select_for_update().filter(pk=owner_id).values_list("pk", flat=True)[:1],
+    owner_id=User._meta.pk,
+)
+_ACTIVE_JOBS = Prepared(
+    lambda owner_id: (
+        Job.objects.filter(owner_id=owner_id, parent=None, status__in=UNFINISHED)
+        .order_by()
+        .values("owner_id")
+        .annotate(active=Count("id"))
+        .values_list("active", flat=True)
+    ),
+    owner_id=Job._meta.get_field("owner"),
+)
 
 
 def _get_owned(owner: User, job_id: str) -> Job:
