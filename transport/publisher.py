@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -58,6 +59,11 @@ class _Target:
     queue: asyncio.Queue[tuple[str, Message]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     thread: threading.Thread | None = None  # set when the publisher runs the loop itself
     drain: asyncio.Task[None] | None = None
+    # Sends waiting for the loop to take them, and whether it has been woken to: a burst of sends (a
+    # transition's event and its notification) wakes the loop once, not once each (Publisher.send_message).
+    waiting: collections.deque[tuple[str, Message]] = field(default_factory=collections.deque)
+    woken: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def usable(self) -> bool:
         return not self.loop.is_closed()
@@ -81,10 +87,20 @@ class Publisher:
     def send_message(self, group: str, message: Message) -> None:
         """Queue a channel-layer message for every consumer in `group` (a control message). Never blocks."""
         target = self._current_target()
+        with target.lock:
+            target.waiting.append((group, message))
+            if target.woken:
+                return  # the loop takes this one with the others when it runs _take
+            target.woken = True
         try:
-            target.loop.call_soon_threadsafe(self._put, target, group, message)
+            # Waking a loop costs a write to its self-pipe and a thread switch, paid once per burst.
+            target.loop.call_soon_threadsafe(self._take, target)
         except RuntimeError:  # the loop closed between the check and the call: nobody to resync with
-            self._drop("event loop closed")
+            with target.lock:
+                lost, target.woken = len(target.waiting), False
+                target.waiting.clear()
+            for _ in range(lost):
+                self._drop("event loop closed")
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Publish from this (server) loop from now on. Called from the consumer, cheap when already bound."""
@@ -154,11 +170,18 @@ class Publisher:
         target.loop.call_soon_threadsafe(create)
         return target
 
-    def _put(self, target: _Target, group: str, message: Message) -> None:
-        try:
-            target.queue.put_nowait((group, message))
-        except asyncio.QueueFull:
-            self._drop("queue full", group)
+    def _take(self, target: _Target) -> None:
+        """On the loop: move every waiting send to the queue, in order. A send after the flag is cleared
+        wakes the loop again, so none is left waiting."""
+        with target.lock:
+            target.woken = False
+            taken = list(target.waiting)
+            target.waiting.clear()
+        for group, message in taken:
+            try:
+                target.queue.put_nowait((group, message))
+            except asyncio.QueueFull:
+                self._drop("queue full", group)
 
     async def _drain(self, queue: asyncio.Queue[tuple[str, Message]]) -> None:
         layer = get_channel_layer()

@@ -38,6 +38,53 @@ async def test_events_from_worker_threads_arrive_in_order_on_the_bound_loop() ->
     publisher.reset()
 
 
+async def test_a_burst_of_sends_wakes_the_loop_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+    publisher = Publisher()
+    publisher.bind_loop(loop)
+    channel = await joined_channel("user.1")
+    wakes = []
+    wake = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        wakes.append(callback)
+        return wake(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    for n in range(20):  # the loop cannot run meanwhile: one wake-up takes them all
+        publisher.send("user.1", f'{{"n":{n}}}')
+    layer = get_channel_layer()
+    received = [await asyncio.wait_for(layer.receive(channel), 2) for _ in range(20)]
+    assert received == [{"type": FRAME_TYPE, "text": f'{{"n":{n}}}'} for n in range(20)]
+    assert len(wakes) == 1
+    publisher.send("user.1", "{}")  # after the loop took the burst, a send wakes it again
+    assert await asyncio.wait_for(layer.receive(channel), 2) == {"type": FRAME_TYPE, "text": "{}"}
+    assert len(wakes) == 2
+    publisher.reset()
+
+
+async def test_no_send_is_left_waiting_when_threads_race_the_loop() -> None:
+    publisher = Publisher()
+    publisher.bind_loop(asyncio.get_running_loop())
+    channel = await joined_channel("user.1")
+
+    def send_many(thread: int) -> None:
+        for n in range(300):
+            publisher.send("user.1", f"{thread}:{n}")
+
+    senders = [threading.Thread(target=send_many, args=(thread,)) for thread in range(3)]
+    for sender in senders:
+        sender.start()
+    layer = get_channel_layer()
+    received = [(await asyncio.wait_for(layer.receive(channel), 5))["text"] for _ in range(900)]
+    for sender in senders:
+        await asyncio.to_thread(sender.join)
+    for thread in range(3):  # every send arrived, each thread's in its order
+        assert [text for text in received if text.startswith(f"{thread}:")] == [f"{thread}:{n}" for n in range(300)]
+    assert publisher.dropped == 0
+    publisher.reset()
+
+
 async def test_only_the_group_receives(settings: Any) -> None:
     publisher = Publisher()
     publisher.bind_loop(asyncio.get_running_loop())
