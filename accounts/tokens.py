@@ -34,7 +34,7 @@ def authenticate(raw: str) -> ApiToken | None:
     """The active token of an active user matching `raw`, or None."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = next(iter(_ACTIVE_TOKEN.run(hashed=digest(raw))), None)
+    token = _ACTIVE_TOKEN.first(hashed=digest(raw))
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()

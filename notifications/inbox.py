@@ -65,7 +65,7 @@ def notice_sent(notice: Notice, user_ids: Iterable[int]) -> int:
 
 
 def unread_count(user_id: int) -> int:
-    return next(iter(_UNREAD.run(user_id=user_id)), 0)
+    return _UNREAD.first(user_id=user_id) or 0
 
 
 # Part of every hello and of every notification a socket is told of: compiled once (patches.prepared).

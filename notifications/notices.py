@@ -107,11 +107,11 @@ def broadcast(
 
 def active_for(user_id: int) -> list[Notice]:
     """The unexpired notices addressed to everyone or to an auth group the user is in, newest first."""
-    return list(_ACTIVE.run(user_id=user_id, now=timezone.now()))
+    return _ACTIVE.all(user_id=user_id, now=timezone.now())
 
 
 def group_ids(user: User) -> list[int]:
-    return list(_GROUP_IDS.run(user_id=user.pk))
+    return _GROUP_IDS.all(user_id=user.pk)
 
 
 # Both are part of every socket's connect: compiled once (patches.prepared), as the ORM's compile was most of

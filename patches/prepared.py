@@ -53,7 +53,7 @@ class _Plan:
 
 
 class Prepared(Generic[M, R]):
-    """`build(**arguments)` compiled once per database; `run(**arguments)` is its queryset, ready to iterate.
+    """`build(**arguments)` compiled once per database; `all(**arguments)` and `first(**arguments)` run it.
 
     `fields` names the model field each argument is compared with (its type converts the value for the
     database): Prepared(lambda owner_id: Job.objects.filter(owner_id=owner_id), owner_id=Job._meta.get_field("owner")).
@@ -65,7 +65,16 @@ class Prepared(Generic[M, R]):
         self._plans: dict[tuple[str, str], _Plan] = {}
         self._lock = threading.Lock()
 
-    def run(self, using: str = "default", **values: Any) -> QuerySet[M, R]:
+    def all(self, using: str = "default", **values: Any) -> list[R]:
+        """The rows of the query with these values: model instances, or values_list's rows."""
+        return list(self._queryset(using, values))
+
+    def first(self, using: str = "default", **values: Any) -> R | None:
+        return next(iter(self._queryset(using, values)), None)
+
+    def _queryset(self, using: str, values: dict[str, Any]) -> QuerySet[M, R]:
+        """A clone of the compiled queryset that runs the kept SQL with `values`. Only for iterating here:
+        chained (filtered, ordered, sliced) it would still run the kept SQL, so it is never handed out."""
         if values.keys() != self._fields.keys():
             raise TypeError(f"expected the arguments {sorted(self._fields)}, got {sorted(values)}")
         connection = connections[using]

@@ -371,7 +371,7 @@ def snapshot(owner: User, finished_limit: int) -> list[Job]:
     finished = _SNAPSHOT_FINISHED.get(finished_limit)
     if finished is None:  # one per limit: the limit is part of the SQL
         finished = _SNAPSHOT_FINISHED.setdefault(finished_limit, _snapshot_query(FINISHED, finished_limit))
-    return list(_SNAPSHOT_UNFINISHED.run(owner_id=owner.pk)) + list(finished.run(owner_id=owner.pk))
+    return _SNAPSHOT_UNFINISHED.all(owner_id=owner.pk) + finished.all(owner_id=owner.pk)
 
 
 def _snapshot_query(statuses: tuple[str, ...], limit: int | None) -> Prepared[Job, Job]:
@@ -400,9 +400,9 @@ def _check_active_cap(owner: User) -> None:
     the select_for_update is a no-op, and IMMEDIATE transactions (settings)
     already serialise every writer from BEGIN.
     """
-    list(_OWNER_LOCK.run(owner_id=owner.pk))
+    _OWNER_LOCK.all(owner_id=owner.pk)
     cap = settings.JOBS_MAX_ACTIVE_PER_USER
-    if next(iter(_ACTIVE_JOBS.run(owner_id=owner.pk)), 0) >= cap:
+    if (_ACTIVE_JOBS.first(owner_id=owner.pk) or 0) >= cap:
         raise RateLimited(f"You already have {cap} jobs queued or running; wait for some to finish.", retry_after=10)
 
 

@@ -143,7 +143,7 @@ def transition(
     code) and into the log line; `level` is the log line's.
     """
     with transaction.atomic():
-        job = next(iter(_LOCKED.run(job_id=job_id)), None)
+        job = _LOCKED.first(job_id=job_id)
         if job is None or job.status not in allowed or (guard is not None and not guard(job)):
             return None
         before, values = job.status, _values(job)

@@ -74,7 +74,7 @@ def test_the_hello_snapshot_is_the_orms_for_every_owner_and_limit(owners: list[U
 
 def test_a_prepared_query_is_compiled_once_per_process(owners: list[User], monkeypatch: pytest.MonkeyPatch) -> None:
     query = Prepared(lambda owner_id: Job.objects.filter(owner_id=owner_id), owner_id=Job._meta.get_field("owner"))
-    list(query.run(owner_id=owners[0].pk))
+    query.all(owner_id=owners[0].pk)
     compiles = 0
     compile_sql = SQLCompiler.as_sql
 
@@ -84,7 +84,7 @@ def test_a_prepared_query_is_compiled_once_per_process(owners: list[User], monke
         return compile_sql(self, *args, **kwargs)
 
     monkeypatch.setattr(SQLCompiler, "as_sql", counted)
-    second = {job.pk for job in query.run(owner_id=owners[1].pk)}
+    second = {job.pk for job in query.all(owner_id=owners[1].pk)}
     assert compiles == 0
     assert second == set(Job.objects.filter(owner=owners[1]).values_list("pk", flat=True))
 
@@ -146,6 +146,6 @@ def test_a_transition_reads_the_job_it_was_asked_for(owners: list[User]) -> None
 def test_an_argument_the_sql_does_not_use_is_refused_at_compile() -> None:
     query = Prepared(lambda owner_id: Job.objects.all(), owner_id=Job._meta.get_field("owner"))
     with pytest.raises(ValueError, match="owner_id"):
-        list(query.run(owner_id=1))
+        query.all(owner_id=1)
     with pytest.raises(TypeError, match="arguments"):
-        Prepared(lambda owner_id: Job.objects.filter(owner_id=owner_id), owner_id=Job._meta.pk).run(owner=1)
+        Prepared(lambda owner_id: Job.objects.filter(owner_id=owner_id), owner_id=Job._meta.pk).all(owner=1)

@@ -1,0 +1,142 @@
+"""Benchmark 10: the hot reads compiled once (patches.prepared) against the ORM compiling them every time.
+
+    .venv/bin/python -m bench.prepared_queries [--calls 2000] [--json FILE]
+
+A private SQLite file (or BENCH_DATABASE_URL's PostgreSQL), one user with 20 jobs
+(10 finished), one notice and 3 unread notifications. Each read that a socket's
+connect or a worker's transition makes is timed as the project runs it (a
+Prepared query) and, as the baseline in the same run, built with the ORM as it
+was written before (a queryset compiled on each call), alternating in rounds of
+`--calls` / 10 so that both see the same machine. Reported: CPU µs per call (this
+process's, median of the rounds), and the database work of one connect (token,
+groups, hello), the sum of its reads.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.harness import Row, make_user, parser, private_stack, report
+
+ROUNDS = 10
+
+
+def cpu_per_call(work: Callable[[], Any], calls: int) -> float:
+    started = time.process_time()
+    for _ in range(calls):
+        work()
+    return (time.process_time() - started) / calls
+
+
+def pairs(owner: Any, raw_token: str, job_id: Any) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
+    """name -> (the ORM as before, the project's prepared read), each returning the same rows."""
+    from django.db import transaction
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from accounts import tokens
+    from accounts.models import ApiToken
+    from notifications import inbox, notices
+    from notifications.models import Notice, Notification
+    from tasks import services, transitions
+    from tasks.models import FINISHED, Job
+
+    def orm_snapshot() -> list[Job]:
+        jobs = Job.objects.filter(owner=owner, parent=None).select_related("batch_counts").order_by("-created_at")
+        return list(jobs.exclude(status__in=FINISHED)) + list(jobs.filter(status__in=FINISHED)[:50])
+
+    def orm_notices() -> list[Notice]:
+        audience = Q(group__isnull=True) | Q(group_id__in=list(owner.groups.values_list("id", flat=True)))
+        unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        return list(Notice.objects.filter(audience, unexpired).order_by("-created_at", "-id")[: notices.HELLO_NOTICES])
+
+    def orm_token() -> ApiToken | None:
+        digest = tokens.digest(raw_token)
+        return ApiToken.objects.select_related("user").filter(digest=digest, revoked_at__isnull=True).first()
+
+    def orm_locked_read() -> Job | None:
+        with transaction.atomic():
+            return Job.objects.select_for_update().defer("search_text").filter(pk=job_id).first()
+
+    def prepared_locked_read() -> Job | None:
+        with transaction.atomic():
+            return transitions._LOCKED.first(job_id=job_id)
+
+    return {
+        "hello snapshot (2 queries)": (orm_snapshot, lambda: services.snapshot(owner, 50)),
+        "hello notices": (orm_notices, lambda: notices.active_for(owner.pk)),
+        "unread count": (
+            lambda: Notification.objects.filter(user_id=owner.pk, read_at__isnull=True).count(),
+            lambda: inbox.unread_count(owner.pk),
+        ),
+        "auth groups": (
+            lambda: list(owner.groups.values_list("id", flat=True)),
+            lambda: notices.group_ids(owner),
+        ),
+        "token handshake": (orm_token, lambda: tokens._ACTIVE_TOKEN.first(hashed=tokens.digest(raw_token))),
+        "transition's locked read (in a transaction)": (orm_locked_read, prepared_locked_read),
+    }
+
+
+def seed(owner: Any) -> Any:
+    from notifications.models import Notice, Notification, NotificationKind
+    from tasks.models import Job, JobStatus
+
+    jobs = [
+        Job.objects.create(
+            owner=owner,
+            kind="demo.countdown",
+            params={"steps": 10},
+            status=JobStatus.SUCCEEDED if n % 2 else JobStatus.QUEUED,
+            request_id=f"bench-{n}",
+        )
+        for n in range(20)
+    ]
+    Notice.objects.create(text="maintenance tonight", level="info")
+    for _ in range(3):
+        Notification.objects.create(user=owner, kind=NotificationKind.NOTICE, text="unread")
+    return jobs[0].pk
+
+
+def measure(calls: int) -> dict[str, tuple[float, float]]:
+    owner, raw_token = make_user("prepared")
+    job_id = seed(owner)
+    work = pairs(owner, raw_token, job_id)
+    for orm, prepared in work.values():
+        orm(), prepared()  # compile the prepared ones, warm the caches of both
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in work}
+    for _ in range(ROUNDS):
+        for name, (orm, prepared) in work.items():
+            times[name][0].append(cpu_per_call(orm, calls // ROUNDS))
+            times[name][1].append(cpu_per_call(prepared, calls // ROUNDS))
+    return {name: (statistics.median(orm), statistics.median(mine)) for name, (orm, mine) in times.items()}
+
+
+def rows(measured: dict[str, tuple[float, float]]) -> list[Row]:
+    name = "10 prepared reads, CPU per call"
+    out = [
+        Row(name, f"{read} (baseline: the ORM compiling it each call)", f"{orm * 1e6:.0f} µs", f"{mine * 1e6:.0f} µs")
+        for read, (orm, mine) in measured.items()
+    ]
+    connect = ("hello snapshot (2 queries)", "hello notices", "unread count", "auth groups", "token handshake")
+    orm, mine = (sum(measured[read][side] for read in connect) for side in (0, 1))
+    out.append(
+        Row(name, "one connect's database work (token, groups, hello)", f"{orm * 1e6:.0f} µs", f"{mine * 1e6:.0f} µs")
+    )
+    return out
+
+
+def main() -> None:
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--calls", type=int, default=2000, help="calls of each read, in each way")
+    args = args_parser.parse_args()
+    with private_stack():
+        measured = measure(args.calls)
+    report(rows(measured), args.json)
+
+
+if __name__ == "__main__":
+    main()
