@@ -20,6 +20,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DB_ENGINES = {"django.db.backends.sqlite3", "django.db.backends.postgresql"}
 _REDIS_SCHEMES = {"redis", "rediss", "unix"}
+_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 
 
 def _raw(name: str) -> str | None:
@@ -145,6 +146,24 @@ def _check_redis_url(name: str, url: str) -> str:
     db = parts.path.lstrip("/")
     if db and not db.isdigit():
         raise ImproperlyConfigured(f"{name} has a database number that is not a number: {db!r}.")
+    return url
+
+
+def get_broker_url(name: str, default: str) -> str:
+    """A Celery broker URL: Redis (redis://, rediss://) or RabbitMQ (amqp://, amqps://). Unset: `default`,
+    taken as it is (the caller checked it already)."""
+    url = _raw(name)
+    if url is None:
+        return default
+    parts = urlsplit(url)
+    if parts.scheme not in _BROKER_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} must be a redis://, rediss://, amqp:// or amqps:// URL, got {parts.scheme!r}."
+        )
+    if parts.scheme.startswith("redis"):
+        return _check_redis_url(name, url)
+    if not parts.hostname:
+        raise ImproperlyConfigured(f"{name} names no host.")
     return url
 
 

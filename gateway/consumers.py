@@ -310,7 +310,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         await database_to_async(services.cancel, long=True)(self.user, message.job_id)
 
     async def on_job_retry(self, message: Retry) -> None:
-        await database_to_async(services.retry, long=True)(self.user, message.job_id)
+        await database_to_async(services.retry, long=True)(self.user, message.job_id, message.resend_unknown)
 
     async def on_ping(self, message: Ping) -> None:
         await self.send(text_data=frames.PONG)

@@ -61,6 +61,8 @@ def job_payload(job: Job) -> dict[str, Any]:
         "eta_seconds": eta_seconds(job.progress, job.started_at, timezone.now()) if job.status == "running" else None,
         "parent_id": str(job.parent_id) if job.parent_id else None,
         "batch": job.batch_counts.counts() if job.kind == BATCH_KIND else None,
+        # Extension (docs/protocol.md): what job.retry's resend_unknown would redo (email recipients).
+        "unknown_outcome": job.unknown_outcome,
     }
 
 

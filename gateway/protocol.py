@@ -95,6 +95,9 @@ class Cancel(ClientMessage):
 class Retry(ClientMessage):
     type: Literal["job.retry"]
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # Extension (docs/protocol.md): also redo what a cut-off run left of unknown outcome (an email's
+    # interrupted recipients), which may then happen twice. A boolean only (strict): "true" is bad_message.
+    resend_unknown: bool = False
 
 
 @message_type

@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--follow", action="store_true", help="follow the new attempt until it finishes")
     retry.add_argument("--all-failed", action="store_true", help="retry every failed job of yours (job.bulk)")
     retry.add_argument("--kind", action="append", default=[], help="with --all-failed: only this kind")
+    retry.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="also send again to the email recipients whose outcome is unknown (they may get it twice); asks first",
+    )
+    retry.add_argument("-y", "--yes", action="store_true", help="with --resend-unknown: do not ask")
     _schedule_parsers(sub, common)
     fetch = sub.add_parser("download", parents=[common], help="save a finished job's files (its artifacts)")
     fetch.add_argument("job_id", help=JOB_ID_HELP)
@@ -329,6 +335,8 @@ async def _cancel(args: argparse.Namespace, session: Session, display: Display, 
 
 async def _retry(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:
     if args.all_failed:
+        if args.resend_unknown:
+            raise CliError("--resend-unknown retries one JOB at a time, not --all-failed.", "usage")
         wanted: dict[str, Any] = {"status": ["failed"], **({"kind": args.kind} if args.kind else {})}
         done = await jobs.request(session, {"type": "job.bulk", "action": "retry", "filter": wanted})
         display.note(f"{done['changed']} failed jobs queued again")
@@ -336,12 +344,38 @@ async def _retry(args: argparse.Namespace, session: Session, display: Display, i
         return EXIT_SUCCEEDED
     if not args.job_id:
         raise CliError("retry needs a JOB, or --all-failed.", "usage")
-    tracker = await jobs.retry(session, await jobs.resolve(session, args.job_id))
+    job_id = await jobs.resolve(session, args.job_id)
+    if args.resend_unknown:
+        await _confirm_resend_unknown(args, session, display, interrupts, job_id)
+    tracker = await jobs.retry(session, job_id, args.resend_unknown)
     display.note(f"job {tracker.id} queued again (attempt {tracker.job['attempt']})")
     if args.follow:
         return await _follow(args, session, display, interrupts, tracker)
     _print_job_or_id(args, tracker.job)
     return EXIT_SUCCEEDED
+
+
+async def _confirm_resend_unknown(
+    args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts, job_id: str
+) -> None:
+    """Say what --resend-unknown risks (a recipient may get the message twice); unless --yes, ask first."""
+    job = await jobs.get(session, job_id)
+    unknown = job.get("unknown_outcome")
+    if job.get("status") not in ("failed", "cancelled"):
+        return  # nothing to confirm: the server refuses the retry (conflict)
+    if job.get("kind") == "batch":
+        whom = "the recipients whose outcome is unknown, in each of its email jobs,"
+    elif not unknown:
+        display.note(f"job {job_id} has no recipient whose outcome is unknown: --resend-unknown changes nothing")
+        return
+    else:
+        whom = f"{unknown} recipient{'s' if unknown != 1 else ''} whose outcome is unknown"
+    display.note(
+        f"warning: {show.noun(job)} {job_id} will send again to {whom}: the mail server may have taken "
+        "their message already, so they may receive it twice."
+    )
+    if not args.yes and not await interrupts.ask("Resend to them? [y/N] "):
+        raise CliError("Not retried: the resend was not confirmed (--yes confirms it).", "not_confirmed")
 
 
 async def _download(args: argparse.Namespace, session: Session, display: Display, interrupts: Interrupts) -> int:

@@ -140,6 +140,8 @@ def print_outcome(display: Display, job: Job, as_json: bool) -> None:
     elif job["status"] == "failed":
         error = job.get("error") or {}
         display.note(f"job {job['id']} failed: {error.get('code')}: {error.get('message')}")
+        if job.get("unknown_outcome"):
+            display.note(unknown_outcome_text(job))
     else:
         display.note(f"job {job['id']} {job['status']}")
 
@@ -192,6 +194,18 @@ def print_job(job: Job) -> None:
     for key in ("params", "result", "error"):
         if job.get(key) is not None:
             print(f"{key + ':':<10} {json.dumps(job[key], ensure_ascii=False)}")
+    if job.get("unknown_outcome"):
+        print(f"{'unknown:':<10} {unknown_outcome_text(job)}")
+
+
+def unknown_outcome_text(job: Job) -> str:
+    """The recipients of a job whose outcome is unknown, and how to send to them again (docs/protocol.md)."""
+    n = int(job["unknown_outcome"])
+    whom = "1 recipient" if n == 1 else f"{n} recipients"
+    return (
+        f"{whom} may or may not have been sent the message (outcome unknown); "
+        f"`jobsctl retry {job['id']} --resend-unknown` sends it again, so they may receive it twice"
+    )
 
 
 def print_log_lines(lines: list[dict[str, Any]], printed: int) -> int:

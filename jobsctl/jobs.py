@@ -215,11 +215,15 @@ async def cancel(session: Session, job_id: str) -> Job:
             await session.send({"type": "job.cancel", "job_id": job_id})
 
 
-async def retry(session: Session, job_id: str) -> Tracker:
-    """job.retry until the job is queued again as a new attempt."""
+async def retry(session: Session, job_id: str, resend_unknown: bool = False) -> Tracker:
+    """job.retry until the job is queued again as a new attempt; `resend_unknown` (docs/protocol.md) also
+    sends again to the email recipients whose outcome is unknown."""
     before = find(session.hello, job_id)
     attempt = int(before["attempt"]) if before is not None else 0
-    await session.send({"type": "job.retry", "job_id": job_id})
+    asked: Message = {"type": "job.retry", "job_id": job_id}
+    if resend_unknown:  # only then: a server older than the flag never sees it
+        asked["resend_unknown"] = True
+    await session.send(asked)
     while True:
         message = await session.next()
         job = message.get("job")
@@ -234,7 +238,7 @@ async def retry(session: Session, job_id: str) -> Tracker:
             known = find(message["hello"], job_id)
             if known is not None and int(known["attempt"]) > attempt:
                 return Tracker(known)
-            await session.send({"type": "job.retry", "job_id": job_id})
+            await session.send(asked)
 
 
 async def request(session: Session, message: Message) -> Message:

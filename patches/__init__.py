@@ -15,7 +15,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 # Distribution -> the version (or release series: "5.2" is any 5.2.x) the patches were written against.
 WRITTEN_FOR = {
-    "daphne": "4.2.3",  # patches.daphne replaces three of its methods wholesale
+    "daphne": "4.2.3",  # patches.daphne replaces three of its methods wholesale, and wraps two more
+    # patches.daphne (fixes 3, 4) relies on autobahn (below) raising Disconnected on a send once a close frame
+    # has gone and reading closeHandshakeTimeout per connection, and on Twisted's HTTPChannel staying the
+    # transport's producer after an upgrade.
+    "twisted": "26.10",
     "channels": "4.3",  # patches.channels: AsyncConsumer.dispatch without its database hop; database_to_async
     # patches.django: private attributes of requests and responses; patches.smtp; patches.sqlite: the SQLite
     # backend's transaction methods (_start_transaction_under_autocommit, _commit, _rollback, _close);

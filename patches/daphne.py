@@ -1,4 +1,4 @@
-"""Daphne 4.2.3, fixed twice; `apply()` installs both (core.daphne, the web server's entry point, calls it).
+"""Daphne 4.2.3, fixed four times; `apply()` installs the fixes (core.daphne, the web server's entry point, calls it).
 
 1. Shutdown. On SIGTERM, Daphne cancels every application instance from a
    "before shutdown" trigger, `Server.kill_all_applications`, and waits for
@@ -27,6 +27,31 @@
       is left at the end, so the loop in `process`, which runs right after
       create_application returns, reads nothing and queues only an empty
       final message, which is dropped.
+
+3. Sockets that do not read. What the application sends, Daphne writes to
+   Twisted's transport, which buffers in memory whatever the peer has not
+   taken yet, without limit: a client that stopped reading (a frozen tab, a
+   stalled network) under a stream of events grew Daphne by every byte sent
+   until the ping timeout dropped it. Here each socket's transport has a
+   streaming producer registered and its `bufferSize` set to
+   WEBSOCKET_SEND_BUFFER_BYTES, so Twisted itself says (by pausing the
+   producer) when a write leaves more than that buffered. The socket is then
+   closed with 4012 (the protocol's "events may have been lost: reconnect and
+   resync from hello"), and the frames the application sends afterwards are
+   dropped. The close frame queues behind the unread bytes, so the peer is
+   given Daphne's ping timeout to read up to it before the connection is
+   aborted and the buffer freed. Twisted counts its whole write buffer, part
+   of which may already be sent, so the close can come somewhat before the
+   limit, never after it by more than one frame.
+
+4. Sends on a closing socket. Once a close frame has gone either way (the
+   client's, or the application's own close) and until Twisted reports the
+   connection lost, autobahn raises `Disconnected` on every send, and Daphne
+   lets it reach the application: the consumer died on it without running
+   its disconnect, so the socket's connection slot stayed counted against its
+   user and its groups were never left. An event published just as a client
+   closed was enough. Such sends are dropped here (their socket is going; its
+   websocket.disconnect follows), as are those to a socket closed by fix 3.
 """
 
 from __future__ import annotations
@@ -39,6 +64,8 @@ from typing import IO, Any
 
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+from django.conf import settings
 from twisted.internet import defer
 
 logger = logging.getLogger("daphne.server")
@@ -120,8 +147,82 @@ def create_application(self: Server, protocol: Any, scope: Message) -> Any:
     return body
 
 
+# gateway.protocol.CLOSE_RESYNC, which this bottom layer cannot import (tests/unit/test_send_buffer_limit.py
+# checks that the two agree).
+CLOSE_RESYNC = 4012
+
+
+class SendBufferLimit:
+    """A streaming (push) producer registered on a socket's transport, only to hear when its write buffer
+    passes the limit (fix 3). Twisted calls these three methods and checks nothing else."""
+
+    def __init__(self) -> None:
+        self.passed = False  # Twisted paused us: more than the limit is buffered
+        self.closed = False  # and the socket was closed for it
+
+    def pauseProducing(self) -> None:
+        self.passed = True
+
+    def resumeProducing(self) -> None:
+        """Nothing to resume: the limit closes the socket rather than pausing anything."""
+
+    def stopProducing(self) -> None:
+        """The connection is gone; nothing to stop."""
+
+
+_on_open = WebSocketProtocol.onOpen
+
+
+def on_open(self: WebSocketProtocol) -> None:
+    """Daphne's, then the send buffer's limit on the socket's transport."""
+    _on_open(self)
+    self.send_buffer = SendBufferLimit()
+    self.transport.bufferSize = settings.WEBSOCKET_SEND_BUFFER_BYTES
+    # Twisted's HTTPChannel, which read the upgrade request and handed the connection over, is still
+    # registered as the transport's producer; a transport takes one, and the channel is done with it.
+    self.transport.unregisterProducer()
+    self.transport.registerProducer(self.send_buffer, True)
+
+
+_handle_reply = WebSocketProtocol.handle_reply
+
+
+def handle_reply(self: WebSocketProtocol, message: Message) -> None:
+    """Daphne's, except that a socket past its send buffer's limit is closed with 4012 (fix 3), and that
+    nothing is sent on a socket that is closing (fix 4)."""
+    limit: SendBufferLimit | None = getattr(self, "send_buffer", None)  # None until the socket opens
+    if message["type"] != "websocket.send" or not closing(self, limit):
+        _handle_reply(self, message)
+    if limit is not None and limit.passed and not limit.closed:
+        limit.closed = True
+        close_unread(self)
+
+
+def closing(protocol: WebSocketProtocol, limit: SendBufferLimit | None) -> bool:
+    going = protocol.state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED)
+    return bool(going or (limit is not None and limit.passed))
+
+
+def close_unread(protocol: WebSocketProtocol) -> None:
+    """Close with 4012 a socket whose peer left more than the limit unread (fix 3)."""
+    logger.warning(
+        "Closing WebSocket %s with %i: more than WEBSOCKET_SEND_BUFFER_BYTES (%i) unread",
+        protocol.client_addr,
+        CLOSE_RESYNC,
+        settings.WEBSOCKET_SEND_BUFFER_BYTES,
+    )
+    # Once told is enough; and Twisted would not finish a loseConnection while a producer is registered.
+    protocol.transport.unregisterProducer()
+    # The close frame waits behind the unread bytes: a live peer gets as long to read up to it as it
+    # gets to answer a ping; then autobahn aborts the connection, which frees the buffer.
+    protocol.closeHandshakeTimeout = protocol.server.ping_timeout
+    protocol.serverClose(code=CLOSE_RESYNC)
+
+
 def apply() -> None:
-    """Install both fixes (patches.WRITTEN_FOR names the Daphne version they replace code of)."""
+    """Install the fixes (patches.WRITTEN_FOR names the Daphne version they replace code of)."""
     Server.kill_all_applications = kill_all_applications
     WebRequest.__init__ = web_request_init
     Server.create_application = create_application
+    WebSocketProtocol.onOpen = on_open
+    WebSocketProtocol.handle_reply = handle_reply

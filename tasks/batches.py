@@ -437,13 +437,14 @@ def cancel(batch_id: uuid.UUID) -> Job | None:
     return Job.objects.filter(pk=batch_id).first() if cancelled else None
 
 
-def retry(batch_id: uuid.UUID) -> Job | None:
+def retry(batch_id: uuid.UUID, resend_unknown: bool = False) -> Job | None:
     """Retry the failed and cancelled children, in their order; the batch is queued again with attempt + 1.
-    None if no child could be retried."""
+    None if no child could be retried. `resend_unknown` goes to each child (tasks.transitions.retry)."""
     redo = Job.objects.filter(parent_id=batch_id, status__in=(JobStatus.FAILED, JobStatus.CANCELLED))
     retried = 0
-    for child_id in list(redo.order_by("position").values_list("id", flat=True)):
-        if transitions.retry(child_id, note="its batch was retried") is not None:
+    for child_id, kind in list(redo.order_by("position").values_list("id", "kind")):
+        note = transitions.retry_note("its batch was retried", kind, resend_unknown)
+        if transitions.retry(child_id, note=note, resend_unknown=resend_unknown) is not None:
             retried += 1
     return Job.objects.filter(pk=batch_id).first() if retried else None
 

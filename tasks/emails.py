@@ -20,8 +20,11 @@ Exactly once, as far as SMTP allows it:
    a worker died, or the connection broke, between the claim and the
    server's answer to the dot. The service promises never to send twice, so
    that recipient is reported failed with an "unknown outcome" error and
-   never sent again. This is the crash window: one round trip, for at most
-   one recipient per interrupted run.
+   never sent again by itself. This is the crash window: one round trip, for
+   at most one recipient per interrupted run. Only the job's owner may choose
+   otherwise, accepting that the recipient may get the message twice: a retry
+   with `resend_unknown` (release_unknown) makes those rows "failed" in the
+   retry's own transaction, so the new attempt claims them again as in 3.
 5. Every message carries a Message-ID fixed by (job, recipient index), the
    same on every attempt, so a receiving server can spot a duplicate.
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +60,8 @@ UNKNOWN_OUTCOME = (
     "Outcome unknown: sending was interrupted before the server's answer was recorded, "
     "so it is not sent again (a message is never sent twice)."
 )
+# A released recipient that the retried attempt did not reach (the server went away first) keeps this.
+RELEASED = "Outcome unknown: its owner asked for it to be sent again, and it has not been yet."
 # An SMTP reply is the server's text; keep what a user is shown short.
 _MAX_ERROR_CHARS = 300
 # The server is closing the connection: no later message can go through it.
@@ -121,6 +127,22 @@ def deliver(
 
 def count_sent(job_id: str) -> int:
     return EmailDelivery.objects.filter(job_id=job_id, status=DeliveryStatus.SENT).count()
+
+
+def count_unknown(job_id: uuid.UUID) -> int:
+    """How many recipients' outcome is unknown: rows left "sending". Call it once no run of the job is sending."""
+    return EmailDelivery.objects.filter(job_id=job_id, status=DeliveryStatus.SENDING).count()
+
+
+def release_unknown(job_id: uuid.UUID) -> int:
+    """Let the next attempt send again to the recipients whose outcome is unknown (a retry with
+    `resend_unknown`, asked for by the owner); how many. In the caller's transaction: the retry's."""
+    released = EmailDelivery.objects.filter(job_id=job_id, status=DeliveryStatus.SENDING).update(
+        status=DeliveryStatus.FAILED, error=RELEASED, updated_at=timezone.now()
+    )
+    if released:
+        logger.warning("job %s: %d recipients whose outcome is unknown will be sent again", job_id, released)
+    return released
 
 
 def message_id(job_id: str, index: int) -> str:

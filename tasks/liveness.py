@@ -9,13 +9,14 @@ when that process is gone:
 
 * on the same host, when the pid no longer exists (immediate);
 * from another host, when the heartbeat is older than JOBS_LEASE_SECONDS.
+
+The host is JOBS_WORKER_HOST (the machine's hostname unless set).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from datetime import datetime, timedelta
 
@@ -27,17 +28,15 @@ from tasks.timer import flush_timer
 
 logger = logging.getLogger(__name__)
 
-_HOST = socket.gethostname()
-
 
 def this_worker() -> str:
-    return f"{_HOST}:{os.getpid()}"
+    return f"{settings.JOBS_WORKER_HOST}:{os.getpid()}"
 
 
 def is_gone(worker: str, heartbeat_at: datetime | None, now: datetime | None = None) -> bool:
     """Whether the process recorded as running a job can no longer be running it."""
     host, _, pid_text = worker.rpartition(":")
-    if host == _HOST and pid_text.isdigit():
+    if host == settings.JOBS_WORKER_HOST and pid_text.isdigit():
         return _pid_is_gone(int(pid_text))
     if heartbeat_at is None:
         return True

@@ -87,6 +87,11 @@ class Job(models.Model):
     # so that no event reads another table; Artifact rows are the files themselves.
     artifacts = models.JSONField(default=list, blank=True)
     log_count = models.PositiveIntegerField(default=0, help_text="Log lines ever written; the last one's n.")
+    # Counted when the job finishes (tasks.transitions), for kinds whose run can leave some (tasks.kinds.Unknowns):
+    # the parts, e.g. email recipients, whose outcome is unknown. Null for other kinds and unfinished jobs.
+    unknown_outcome = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Parts (email recipients) whose outcome is unknown, as of the job's end."
+    )
     # What a history search looks in, lowercased: the id, the request_id and the public params' text
     # (tasks.history). Indexed with trigrams on PostgreSQL.
     search_text = models.TextField(blank=True, default="")

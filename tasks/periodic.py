@@ -26,8 +26,10 @@ def reconcile() -> None:
 
 
 # One run deletes in batches; an hour is far beyond any backlog measured, and the
-# next day's run goes on where a cut-off run stopped.
-@shared_task(name="jobs.housekeeping", soft_time_limit=3600, time_limit=3660)
+# next day's run goes on where a cut-off run stopped. Acknowledged when it starts: an
+# hour is past both brokers' redelivery timeouts (BROKER_ACK_TIMEOUT_SECONDS), and a run
+# lost with its worker is made up for by the next day's.
+@shared_task(name="jobs.housekeeping", soft_time_limit=3600, time_limit=3660, acks_late=False)
 def housekeeping() -> dict[str, int]:
     """Delete finished jobs and uploads past JOBS_RETENTION_DAYS (daily)."""
     return dataclasses.asdict(purge_finished_jobs(timezone.now()))

@@ -13,6 +13,11 @@ Run by Celery beat every JOBS_RECONCILE_SECONDS (task jobs.reconcile):
    message sits in the broker's unacked set until the visibility timeout, 41
    minutes by default) and that no live worker holds is sent again too, under
    a new task id, so the old message, when it is handed out, finds nothing to run.
+   RabbitMQ lists no task ids, it only counts each queue's messages: there a
+   job's task is missing when its queue is empty and no live worker holds it
+   (a job in a queue that never empties waits until it does). RabbitMQ itself
+   puts the deliveries of a dead worker back in the queue as soon as its
+   connection closes, so nothing is orphaned there.
 3. Each unfinished batch's counters are compared with a recount of its
    children and repaired (and logged) if they disagree; a sequence whose next
    step was never handed out, or whose steps after a failed one were never
@@ -33,7 +38,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from tasks import batches, broker, limits, liveness, services
+from tasks import batches, broker, kinds, limits, liveness, services
 from tasks.models import BATCH_KIND, Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -67,13 +72,20 @@ def _resend_missing_tasks() -> tuple[int, int]:
     """Send again the tasks of queued jobs that the broker lost, and of those a dead worker took with it."""
     cutoff = timezone.now() - timedelta(seconds=settings.JOBS_REQUEUE_AFTER_SECONDS)
     queued = Job.objects.filter(status=JobStatus.QUEUED, updated_at__lt=cutoff).exclude(celery_task_id="")
-    waiting = list(queued.only("id", "celery_task_id"))
+    waiting = list(queued.only("id", "celery_task_id", "kind"))
     if not waiting:
         return 0, 0
     in_broker = broker.held()
     if in_broker is None:
         return 0, 0  # cannot tell; try again next time
-    missing = [job for job in waiting if job.celery_task_id not in in_broker]
+    queue_of = {kind.name: kind.queue for kind in kinds.all_kinds()}
+    missing = [job for job in waiting if not in_broker.may_hold(job.celery_task_id, queue_of.get(job.kind))]
+    if missing and not in_broker.lists_ids:
+        # RabbitMQ: a task delivered to a live worker is in no queue's count; only the workers know it.
+        known = broker.known_to_workers([job.celery_task_id for job in missing])
+        if known is None:
+            return 0, 0
+        missing = [job for job in missing if job.celery_task_id not in known]
     delivered = [job for job in waiting if job.celery_task_id in in_broker.delivered]
     return _each(missing, _send_again), _resend_orphaned(delivered)
 

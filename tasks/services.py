@@ -162,10 +162,14 @@ def cancel(owner: User, job_id: str) -> Job:
     return job
 
 
-def retry(owner: User, job_id: str) -> Job:
-    """Queue a failed or cancelled job again as a new attempt (a batch: its failed and cancelled children)."""
+def retry(owner: User, job_id: str, resend_unknown: bool = False) -> Job:
+    """Queue a failed or cancelled job again as a new attempt (a batch: its failed and cancelled children).
+
+    A part whose outcome is unknown (an email recipient whose send was interrupted) is redone only with
+    `resend_unknown`: its owner's explicit choice, since it may then happen twice. Other kinds ignore it.
+    """
     found = _get_owned(owner, job_id)
-    job = _retry_one(found.pk, found.kind, "retried")
+    job = _retry_one(found.pk, found.kind, "retried", resend_unknown)
     if job is None:
         raise JobConflict("Only a failed or cancelled job can be retried.")
     return job
@@ -181,8 +185,11 @@ def _cancel_one(job_id: uuid.UUID, kind: str, note: str) -> Job | None:
     return job
 
 
-def _retry_one(job_id: uuid.UUID, kind: str, note: str) -> Job | None:
-    return batches.retry(job_id) if kind == BATCH_KIND else transitions.retry(job_id, note=note)
+def _retry_one(job_id: uuid.UUID, kind: str, note: str, resend_unknown: bool = False) -> Job | None:
+    if kind == BATCH_KIND:
+        return batches.retry(job_id, resend_unknown)
+    note = transitions.retry_note(note, kind, resend_unknown)
+    return transitions.retry(job_id, note=note, resend_unknown=resend_unknown)
 
 
 def bulk(owner_id: int | None, action: str, wanted: history.Filter, dry_run: bool = False) -> tuple[int, int]:

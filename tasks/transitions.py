@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from patches.prepared import Prepared
 from tasks import artifacts, broker, events, kinds
-from tasks.models import UNFINISHED, Batch, BatchMode, Job, JobEvent, JobStatus, empty_progress
+from tasks.models import FINISHED, UNFINISHED, Batch, BatchMode, Job, JobEvent, JobStatus, empty_progress
 from telemetry import metrics
 
 # The name operators filter job state changes by (docs/operations.md), kept from before this module split out.
@@ -76,8 +76,14 @@ def cancel(job_id: uuid.UUID | str, note: str) -> Job | None:
     return transition(job_id, "job.cancelled", allowed=UNFINISHED, change=change, note=note)
 
 
-def retry(job_id: uuid.UUID | str, note: str) -> Job | None:
+def retry(job_id: uuid.UUID | str, note: str, resend_unknown: bool = False) -> Job | None:
+    """Queue a failed or cancelled job as a new attempt. Parts whose outcome is unknown (an email's
+    interrupted recipients) are redone only with `resend_unknown`, which its owner chose (tasks.kinds.Unknowns)."""
+
     def change(job: Job) -> None:
+        if resend_unknown:
+            kinds.release_unknown(job.kind, job.pk)
+        job.unknown_outcome = None  # counted again when this attempt ends
         job.status = JobStatus.QUEUED
         job.attempt += 1
         # A step of a sequence whose earlier steps have not all succeeded waits for its turn, with no task.
@@ -94,6 +100,11 @@ def retry(job_id: uuid.UUID | str, note: str) -> Job | None:
         retried = job
         transaction.on_commit(lambda: send_task(retried), robust=True)
     return job
+
+
+def retry_note(note: str, kind: str, resend_unknown: bool) -> str:
+    """A retry's note in the job's timeline, saying when its owner chose to redo parts of unknown outcome."""
+    return f"{note}, resending unknown outcomes" if resend_unknown and kinds.leaves_unknowns(kind) else note
 
 
 def send_again(
@@ -149,6 +160,10 @@ def transition(
         before, values = job.status, _values(job)
         if change is not None:
             change(job)
+        if job.is_finished and before not in FINISHED:
+            # Counted when it finishes, as no run should be working any more; a running job cancelled mid-send
+            # counts the part in flight (the email whose answer may still come: if it does, it is not resent).
+            job.unknown_outcome = kinds.count_unknown(job.kind, job.pk)
         job.seq += 1
         job.save(update_fields=_changed(job, values))
         if job.parent_id is not None and job.status != before:

@@ -12,6 +12,7 @@ from django.db import connection
 
 from core import stack
 from tests.factories import UserFactory
+from tests.rabbitmq import private_vhost
 from transport.publisher import publisher
 
 # Browser-test modules import their marks from this helper before pytest loads it as a
@@ -26,6 +27,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = stack.start_redis(f"{base}/0", tmp_path_factory.mktemp("redis"))
     yield base
     stack.stop([process])
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_vhost() -> Iterator[str]:
+    """A broker URL on the machine's RabbitMQ, in a vhost of this module's own (tests.rabbitmq)."""
+    with private_vhost() as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,9 @@ DATABASE_THREADS_PER_PROCESS = env.get_int("DATABASE_THREADS_PER_PROCESS", 4, mi
 WEBSOCKET_HANDSHAKES_IN_FLIGHT = env.get_int("WEBSOCKET_HANDSHAKES_IN_FLIGHT", 100, minimum=1)
 # How long one more waits for its turn before that close (Daphne drops a handshake not accepted in 5 s).
 WEBSOCKET_HANDSHAKE_WAIT_SECONDS = env.get_float("WEBSOCKET_HANDSHAKE_WAIT_SECONDS", 2.0, minimum=0.0, maximum=4.0)
+# What Daphne holds for a socket whose client does not read; past it the socket is closed with 4012 and the
+# client resyncs from hello (patches/daphne.py, fix 3). Large enough for a hello and a burst of events.
+WEBSOCKET_SEND_BUFFER_BYTES = env.get_int("WEBSOCKET_SEND_BUFFER_BYTES", 4 * 1024 * 1024, minimum=256 * 1024)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -172,7 +176,10 @@ def _channel_layer(kind: str, urls: list[str]) -> dict[str, Any]:
 CHANNEL_LAYERS = {"default": _channel_layer(CHANNEL_LAYER, CHANNELS_REDIS_URLS)}
 
 # --- Celery (read by celery_app.py with the CELERY_ namespace) ---------------
-CELERY_BROKER_URL = REDIS_URL
+# The broker: REDIS_URL unless CELERY_BROKER_URL names another Redis or a RabbitMQ (amqp://). The channel
+# layer, counters, rate limits and liveness data stay on Redis whatever it is. docs/operations.md, "Brokers".
+CELERY_BROKER_URL = env.get_broker_url("CELERY_BROKER_URL", REDIS_URL)
+BROKER_IS_RABBITMQ = CELERY_BROKER_URL.startswith(("amqp://", "amqps://"))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -192,6 +199,25 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.get_int("BROKER_VISIBILITY_TIMEOUT", 41 * 60, minimum=120),
 }
+# RabbitMQ has no visibility timeout: it closes the channel of a consumer that holds a delivery unacknowledged
+# for longer than the server's `consumer_timeout` (rabbitmq.conf; 30 minutes by default), and gives the task to
+# another worker while the first still runs it. The client cannot read the server's value, so operators state
+# it here; every kind's hard limit must end before it, as before the visibility timeout on Redis.
+BROKER_ACK_TIMEOUT_SECONDS = (
+    env.get_int("RABBITMQ_CONSUMER_TIMEOUT", 30 * 60, minimum=120)
+    if BROKER_IS_RABBITMQ
+    else CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+)
+# A RabbitMQ queue orders by priority only if declared with x-max-priority (Celery adds it to every queue
+# it declares); higher is first there, the reverse of Redis' steps (tasks.broker.priority_of). Tasks sent
+# with no priority (the periodic ones) go first, as they do on Redis.
+RABBITMQ_MAX_PRIORITY = 9
+if BROKER_IS_RABBITMQ:
+    CELERY_TASK_QUEUE_MAX_PRIORITY = CELERY_TASK_DEFAULT_PRIORITY = RABBITMQ_MAX_PRIORITY
+    # A send returns once RabbitMQ has the message (a publisher confirm), as an LPUSH does on Redis: without
+    # it, a message dropped on the way (its channel closed by an error) would raise nothing, and the job would
+    # wait for the reconciler's next pass instead of logging the failure at once.
+    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
 # Celery's task events (what Flower shows) cost a job ~2 ms and three PUBLISHes: off unless asked for.
 # Flower turns them on in every worker it watches, by itself, every few seconds while it runs (its
 # `enable_events` option), so a worker watched by Flower sends them and an unwatched one does not.
@@ -255,6 +281,10 @@ JOBS_MAX_DELIVERIES = env.get_int("JOBS_MAX_DELIVERIES", 3, minimum=1)
 JOBS_HEARTBEAT_SECONDS = env.get_float("JOBS_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
 JOBS_LEASE_SECONDS = env.get_float("JOBS_LEASE_SECONDS", 3 * JOBS_HEARTBEAT_SECONDS, minimum=0.3)
 JOBS_REQUEUE_AFTER_SECONDS = env.get_float("JOBS_REQUEUE_AFTER_SECONDS", 30.0, minimum=0.1)
+# The host a worker names in the jobs it runs ("host:pid"). A process that shares it is asked by pid, any
+# other waits out the lease: processes whose pids another cannot see (containers sharing the machine's
+# hostname, as with host networking) need names of their own.
+JOBS_WORKER_HOST = env.get_str("JOBS_WORKER_HOST", socket.gethostname())
 if JOBS_LEASE_SECONDS <= JOBS_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("JOBS_LEASE_SECONDS must be longer than JOBS_HEARTBEAT_SECONDS.")
 # Limits (tasks/limits.py): at most N running jobs of a kind over the whole cluster

@@ -46,7 +46,7 @@ const batches = new Batches({
 const jobList = new JobList(document.getElementById("job-list"), {
   flowerUrl: root.dataset.flowerUrl || "",
   onCancel: (jobId) => socket.send({ type: "job.cancel", job_id: jobId }),
-  onRetry: (jobId) => socket.send({ type: "job.retry", job_id: jobId }),
+  onRetry: (jobId, { resendUnknown = false } = {}) => socket.send({ type: "job.retry", job_id: jobId, ...(resendUnknown ? { resend_unknown: true } : {}) }),
   onChange: showCounts,
   shows: (job) => !job.parent_id && jobHistory.shows(job),
   batchJobs: (batch, container) => batches.show(batch, container),

@@ -4,7 +4,7 @@
 // a job of a batch links back to its batch, and follows it so that its own events reach this page.
 import { Batches } from "./batches.js";
 import { announce, h, setAttr, setText } from "./dom.js";
-import { BATCH, batchTitle, formatDuration, formatNumber, formatTime, kindName, setKinds, STATUS_NAMES } from "./format.js";
+import { BATCH, batchTitle, formatDuration, formatNumber, formatTime, kindName, resendUnknownWords, setKinds, STATUS_NAMES } from "./format.js";
 import { BatchCounts } from "./joblist.js";
 import { showConnectionOf, showNotice } from "./page.js";
 import { Requests } from "./requests.js";
@@ -134,6 +134,9 @@ function apply(next) {
   showProgress();
   el("job-cancel").hidden = !UNFINISHED.has(job.status);
   el("job-retry").hidden = !(job.status === "failed" || job.status === "cancelled");
+  const unknown = job.unknown_outcome || 0;
+  el("job-resend-unknown").hidden = el("job-retry").hidden || unknown < 1;
+  if (unknown > 0) setText(el("job-resend-unknown"), resendUnknownWords(unknown).label);
   const flower = el("job-flower");
   flower.hidden = !(root.dataset.flowerUrl && job.task_id);
   if (!flower.hidden) setAttr(flower, "href", `${root.dataset.flowerUrl}/task/${encodeURIComponent(job.task_id)}`);
@@ -204,5 +207,9 @@ function showDropped(dropped) {
 
 el("job-cancel").addEventListener("click", () => socket.send({ type: "job.cancel", job_id: jobId }));
 el("job-retry").addEventListener("click", () => socket.send({ type: "job.retry", job_id: jobId }));
+el("job-resend-unknown").addEventListener("click", () => {
+  // The owner's explicit choice, once the risk is stated: these recipients may get the message twice.
+  if (window.confirm(resendUnknownWords(job.unknown_outcome).question)) socket.send({ type: "job.retry", job_id: jobId, resend_unknown: true });
+});
 showConnectionOf(socket, root.dataset.loginUrl);
 socket.connect();

@@ -125,3 +125,18 @@ export function splitPath(path) {
   const [field, ...rest] = String(path).split(".");
   return { field, rest };
 }
+
+/**
+ * What resending a job's parts of unknown outcome says (job.retry resend_unknown, docs/protocol.md): the
+ * button's words and the confirmation's question, which states the risk. `n`: the job's unknown_outcome.
+ */
+export function resendUnknownWords(n) {
+  const them = n === 1 ? "the 1 recipient whose outcome is unknown" : `the ${formatNumber(n)} recipients whose outcome is unknown`;
+  return {
+    label: `Resend ${them}`,
+    question:
+      `Resend ${them}? Sending was interrupted when the mail server may already have taken the message, ` +
+      `so ${n === 1 ? "this recipient" : "these recipients"} may receive it twice. ` +
+      "Recipients that failed or were not reached yet are sent to as well; those already sent to are not.",
+  };
+}

@@ -2,14 +2,14 @@
 // focus, selection and screen-reader position survive the frequent updates.
 // A batch is one row with its counts; expanded, it lists its own jobs (static/js/batches.js).
 import { h, setAttr, setText } from "./dom.js";
-import { BATCH, batchTitle, formatDuration, formatNumber, formatTime, kindName, paramsSummary, STATUS_NAMES } from "./format.js";
+import { BATCH, batchTitle, formatDuration, formatNumber, formatTime, kindName, paramsSummary, resendUnknownWords, STATUS_NAMES } from "./format.js";
 import { renderArtifacts, renderResult } from "./results.js";
 import { FINISHED, UNFINISHED } from "./store.js";
 
 export class JobList {
   /**
    * @param list the <ol> to fill
-   * @param options {flowerUrl, onCancel(id), onRetry(id), onChange(count), shows(job) (default: every job),
+   * @param options {flowerUrl, onCancel(id), onRetry(id, {resendUnknown}), onChange(count), shows(job) (default: every job),
    *   mine(job) (default: every job: whether to offer Cancel and Retry),
    *   batchJobs(batch, container) (shows a batch's jobs in `container`, live; returns {close(), tick(now)};
    *   without it a batch cannot be expanded)}
@@ -106,12 +106,14 @@ export class JobView {
     this.detail = h("div", { className: "job-detail" });
     this.cancelButton = h("button", { className: "secondary", text: "Cancel", attrs: { type: "button" }, on: { click: () => this._act("cancel") } });
     this.retryButton = h("button", { className: "secondary", text: "Retry", attrs: { type: "button" }, on: { click: () => this._act("retry") } });
+    // Only on a failed or cancelled job with parts of unknown outcome (an email's interrupted recipients).
+    this.resendButton = h("button", { className: "secondary resend-unknown", attrs: { type: "button" }, on: { click: () => this._resendUnknown() } });
     this.flower = options.flowerUrl ? h("a", { className: "flower-link", text: "Flower", attrs: { target: "_blank", rel: "noopener" } }) : null;
     this.details = h("a", { className: "detail-link", text: "Details", attrs: { href: `/jobs/${encodeURIComponent(job.id)}/` } });
     this.owner = h("span", { className: "job-owner muted" });
     this.meta = h("span", { className: "job-meta muted" });
     this.statusLine = h("div", { className: "job-status-line" }, h("span", { className: "job-words" }, this.stage, this.message), this.elapsed);
-    this.actions = h("div", { className: "job-actions" }, this.cancelButton, this.retryButton, this.details, this.flower);
+    this.actions = h("div", { className: "job-actions" }, this.cancelButton, this.retryButton, this.resendButton, this.details, this.flower);
 
     this.el = h(
       "li",
@@ -144,6 +146,9 @@ export class JobView {
     const mine = this.options.mine ? this.options.mine(job) : true;
     this.cancelButton.hidden = !mine || !UNFINISHED.has(job.status);
     this.retryButton.hidden = !mine || !(job.status === "failed" || job.status === "cancelled");
+    const unknown = job.unknown_outcome || 0;
+    this.resendButton.hidden = this.retryButton.hidden || unknown < 1;
+    if (unknown > 0) setText(this.resendButton, resendUnknownWords(unknown).label);
     setAttr(this.details, "aria-label", `Details of this ${kindName(job.kind)} job`);
     setText(this.owner, job.owner ? job.owner : "");
     setAttr(this.cancelButton, "aria-label", `Cancel ${kindName(job.kind)} job`);
@@ -164,6 +169,7 @@ export class JobView {
     this.busy = busy;
     this.cancelButton.disabled = busy;
     this.retryButton.disabled = busy;
+    this.resendButton.disabled = busy;
   }
 
   tick(now) {
@@ -183,6 +189,13 @@ export class JobView {
     this.setBusy(true);
     const send = action === "cancel" ? this.options.onCancel : this.options.onRetry;
     if (!send(this.job.id)) this.setBusy(false);
+  }
+
+  /** Retry, sending again to the recipients whose outcome is unknown: only once the risk is confirmed. */
+  _resendUnknown() {
+    if (!window.confirm(resendUnknownWords(this.job.unknown_outcome).question)) return;
+    this.setBusy(true);
+    if (!this.options.onRetry(this.job.id, { resendUnknown: true })) this.setBusy(false);
   }
 
   _progress(job) {

@@ -35,7 +35,7 @@ store.kept = (id) => everyone.listed.has(id);
 const jobList = new JobList(document.getElementById("job-list"), {
   flowerUrl: root.dataset.flowerUrl || "",
   onCancel: (jobId) => socket.send({ type: "job.cancel", job_id: jobId }),
-  onRetry: (jobId) => socket.send({ type: "job.retry", job_id: jobId }),
+  onRetry: (jobId, { resendUnknown = false } = {}) => socket.send({ type: "job.retry", job_id: jobId, ...(resendUnknown ? { resend_unknown: true } : {}) }),
   onChange: showCount,
   // Only the listed jobs: this page hears live events of its own user's jobs only.
   shows: (job) => everyone.listed.has(job.id),

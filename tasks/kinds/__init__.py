@@ -13,6 +13,7 @@ Everything else reads this registry. docs/kinds.md is the guide.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -22,11 +23,11 @@ from django.utils.module_loading import autodiscover_modules
 from pydantic import BaseModel, ValidationError
 
 from tasks.errors import InvalidParams, JobFailure, UnknownKind
-from tasks.kinds.base import NAME, QUEUE, RESERVED, Context, Kind, RunFunction, Split
+from tasks.kinds.base import NAME, QUEUE, RESERVED, Context, Kind, RunFunction, Split, Unknowns
 from tasks.kinds.fields import Date, UploadId
 from tasks.validation import field_errors
 
-__all__ = ["Context", "Date", "JobFailure", "Kind", "Split", "UploadId", "kind", "register"]
+__all__ = ["Context", "Date", "JobFailure", "Kind", "Split", "Unknowns", "UploadId", "kind", "register"]
 
 # Whatever else a worker must do after a task's hard limit before the broker may hand it out again.
 VISIBILITY_MARGIN_SECONDS = 60
@@ -46,6 +47,7 @@ def kind(
     public_params: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     submit_label: str = "",
     split: Callable[[Any], Split] | None = None,
+    unknowns: Unknowns | None = None,
 ) -> Callable[[RunFunction], RunFunction]:
     """Declare a job kind around its run function, which gets a Context and returns its result (a dict or None).
 
@@ -67,6 +69,7 @@ def kind(
                 public_params=public_params,
                 submit_label=submit_label,
                 split=split,
+                unknowns=unknowns,
             )
         )
         return run
@@ -88,14 +91,20 @@ def register(kind: Kind) -> Kind:
 
 
 def _check_limits(kind: Kind) -> None:
-    """A task still running when the broker's visibility timeout ends would be handed to a second worker."""
-    visibility_timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    """A task still unacknowledged when the broker's timeout ends (Redis' visibility timeout, RabbitMQ's
+    consumer_timeout) would be handed to a second worker."""
+    timeout = settings.BROKER_ACK_TIMEOUT_SECONDS
+    if settings.BROKER_IS_RABBITMQ:
+        variable = "RABBITMQ_CONSUMER_TIMEOUT"
+        advice = ": raise consumer_timeout in rabbitmq.conf, then this variable with it (docs/operations.md)"
+    else:
+        variable, advice = "BROKER_VISIBILITY_TIMEOUT", ""
     if not kind.soft_time_limit < kind.time_limit:
         raise ImproperlyConfigured(f"Job kind {kind.name!r}: soft_time_limit must be below time_limit.")
-    if kind.time_limit + VISIBILITY_MARGIN_SECONDS >= visibility_timeout:
+    if kind.time_limit + VISIBILITY_MARGIN_SECONDS >= timeout:
         raise ImproperlyConfigured(
             f"Job kind {kind.name!r}: time_limit {kind.time_limit} s must end more than "
-            f"{VISIBILITY_MARGIN_SECONDS} s before BROKER_VISIBILITY_TIMEOUT ({visibility_timeout} s)."
+            f"{VISIBILITY_MARGIN_SECONDS} s before {variable} ({timeout} s){advice}."
         )
 
 
@@ -130,6 +139,28 @@ def public_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     if kind is None or kind.public_params is None:
         return params
     return kind.public_params(params)
+
+
+def leaves_unknowns(name: str) -> bool:
+    """Whether a run of the kind can leave parts whose outcome is unknown (email.send can)."""
+    kind = _KINDS.get(name)
+    return kind is not None and kind.unknowns is not None
+
+
+def count_unknown(name: str, job_id: uuid.UUID) -> int | None:
+    """How many parts of the job have an unknown outcome; None for a kind that never leaves any (a batch)."""
+    kind = _KINDS.get(name)
+    if kind is None or kind.unknowns is None:
+        return None
+    return kind.unknowns.count(job_id)
+
+
+def release_unknown(name: str, job_id: uuid.UUID) -> int:
+    """Let the job's next attempt redo its parts whose outcome is unknown; how many (0 for other kinds)."""
+    kind = _KINDS.get(name)
+    if kind is None or kind.unknowns is None:
+        return 0
+    return kind.unknowns.release(job_id)
 
 
 def validate(name: str, params: dict[str, Any], owner_id: int) -> dict[str, Any]:

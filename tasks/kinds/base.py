@@ -7,6 +7,7 @@ A kind is declared once, in a `jobs` module of any installed app, with the
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -107,6 +108,18 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Unknowns:
+    """For a kind whose run can be cut off in the middle of a part whose outcome then stays unknown (an
+    email handed to the server, its answer never read): such a part is never redone by itself, only by a
+    retry whose owner asks for it (job.retry `resend_unknown`), accepting that it may happen twice."""
+
+    # How many parts of the job have an unknown outcome (called when no run of the job is working).
+    count: Callable[[uuid.UUID], int]
+    # Let the next attempt redo them, in the retry's transaction; how many.
+    release: Callable[[uuid.UUID], int]
+
+
+@dataclass(frozen=True)
 class Kind:
     name: str
     # Validated with context={"owner_id": ...}, so a validator can check that
@@ -127,6 +140,8 @@ class Kind:
     # Params too large for one job, made into the params of several (at submit): more than one
     # and the submit becomes a parallel batch of them, titled as `split` says (tasks.services).
     split: Callable[[Any], Split] | None = None
+    # Parts whose outcome a cut-off run leaves unknown, if the kind has any (the Job's `unknown_outcome`).
+    unknowns: Unknowns | None = None
     schema: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tasks import emails
-from tasks.kinds import Context, JobFailure, Split, UploadId, kind
+from tasks.kinds import Context, JobFailure, Split, Unknowns, UploadId, kind
 from uploads.models import Upload
 
 MAX_RECIPIENTS = 100_000
@@ -191,6 +191,8 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
     public_params=public_params,
     submit_label="Send email",
     split=split,
+    # A recipient whose send was cut off is never sent again unless its owner asks (tasks.emails, 4).
+    unknowns=Unknowns(count=emails.count_unknown, release=emails.release_unknown),
 )
 def send(ctx: Context[EmailParams]) -> dict[str, Any]:
     params = ctx.params

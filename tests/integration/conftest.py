@@ -32,7 +32,7 @@ class LiveStack:
 
     def settle(self) -> None:
         """Cancel what a test left unfinished; wait until the worker and Daphne leave the database alone."""
-        settle(self.env["REDIS_URL"], workers=1)
+        settle(self.env["CELERY_BROKER_URL"], workers=1)
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:
@@ -72,12 +72,14 @@ def worker_answers(broker_url: str, name: str | None = None) -> bool:
 
 def service_env(db_url: str, redis_url: str, directories: pytest.TempPathFactory, **extra: str) -> dict[str, str]:
     """The environment of the service processes a test starts: test settings on this run's database,
-    `redis_url`, their own VAR_DIR and metrics directory (/metrics sums every process), and `extra`."""
+    `redis_url` (the broker too, unless `extra` names CELERY_BROKER_URL), their own VAR_DIR and metrics
+    directory (/metrics sums every process), and `extra`."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "core.settings.test",
         "DATABASE_URL": db_url,
         "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
         "VAR_DIR": str(directories.mktemp("var")),
         "PYTHONUNBUFFERED": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(directories.mktemp("metrics")),
@@ -103,7 +105,7 @@ def worker_and_daphne(worker_command: list[str], env: dict[str, str], logs: Path
                 processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
         worker, daphne = processes
         stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=daphne)
-        stack.wait_until(lambda: worker_answers(env["REDIS_URL"]), "Celery worker", timeout=60, process=worker)
+        stack.wait_until(lambda: worker_answers(env["CELERY_BROKER_URL"]), "Celery worker", timeout=60, process=worker)
         yield Started(worker, daphne, port)
     finally:
         stack.stop(processes)
@@ -127,7 +129,7 @@ def live_stack(
 
 
 # The fixtures of stacks of real processes that tests share; each has a settle() method.
-SHARED_STACKS = ("live_stack", "fault_stack")
+SHARED_STACKS = ("live_stack", "fault_stack", "rabbitmq_fault_stack")
 
 
 @pytest.fixture(autouse=True)

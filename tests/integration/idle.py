@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import time
 
+import amqp.exceptions
 import redis
 from celery import Celery
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
+from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
+from tasks import kinds
 from tasks.models import UNFINISHED, Job, JobStatus
 
 # Lists in a stack's Redis that are not task queues: the channel layer's (CHANNELS_PREFIX), and the reply
@@ -62,7 +65,7 @@ def what_is_busy(redis_url: str | None, workers: int) -> str:
         return _database_busy()
     try:
         return _broker_busy(redis_url, workers) or _database_busy()
-    except (OSError, redis.RedisError, OperationalError) as exc:
+    except (OSError, redis.RedisError, OperationalError, amqp.exceptions.AMQPError) as exc:
         # A broker that has just restarted may drop a first connection: ask again.
         return f"the broker did not answer ({type(exc).__name__}: {exc})"
 
@@ -87,13 +90,33 @@ def _database_busy() -> str:
 
 
 def waiting_tasks(redis_url: str) -> dict[str, int]:
-    """The task queues that hold messages, with how many each."""
+    """The task queues that hold messages, with how many each (`redis_url` may be a RabbitMQ's amqp:// URL)."""
+    if redis_url.startswith("amqp"):
+        return _rabbitmq_waiting(redis_url)
     client = redis.Redis.from_url(redis_url)
     try:
         lengths = {key.decode(): client.llen(key) for key in client.scan_iter(_type="list") if _is_task_queue(key)}
     finally:
         client.close()
     return {key: length for key, length in lengths.items() if length}
+
+
+def _rabbitmq_waiting(url: str) -> dict[str, int]:
+    """RabbitMQ lists no queues to a client: count the ones the workers consume (those of every kind)."""
+    names = {"default", *kinds.queues()}
+    with Connection(url) as connection:
+        counts = {name: _ready(connection, name) for name in names}
+    return {name: count for name, count in counts.items() if count}
+
+
+def _ready(connection: Connection, name: str) -> int:
+    channel = connection.channel()
+    try:
+        return int(Queue(name, channel=channel).queue_declare(passive=True).message_count)  # type: ignore[union-attr]
+    except amqp.exceptions.NotFound:
+        return 0
+    finally:
+        channel.close()  # type: ignore[attr-defined]
 
 
 def _is_task_queue(key: bytes) -> bool:

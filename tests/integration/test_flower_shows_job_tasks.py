@@ -192,6 +192,7 @@ async def test_staff_follow_a_jobs_flower_link_to_its_task(
         await operator.close()
 
 
+@pytest.mark.browser
 async def test_the_dashboard_shows_no_flower_link_to_users_who_are_not_staff(
     dashboard_at: OpenDashboard, staff_site: str, user: User
 ) -> None:

@@ -44,7 +44,7 @@ async def test_hello_holds_unfinished_jobs_first_then_twenty_recent_finished(use
         assert set(job) == {
             "id", "kind", "status", "params", "attempt", "seq", "progress",
             "result", "error", "created_at", "started_at", "finished_at", "task_id", "artifacts", "eta_seconds",
-            "parent_id", "batch", "priority",
+            "parent_id", "batch", "priority", "unknown_outcome",
         }  # fmt: skip
         assert job["priority"] == "normal"
         assert job["created_at"].endswith("Z") and job["progress"]["current"] == 0

@@ -111,3 +111,6 @@ async def test_staff_see_only_their_own_jobs_on_the_socket(user: User, other_use
             assert hello["jobs"] == []
             reply = await staff.request({"type": "job.cancel", "job_id": job_id})
             assert reply["code"] == "not_found"
+    # Read again from the database: the job is as its owner left it.
+    job = await database_sync_to_async(Job.objects.get)(pk=job_id)
+    assert (job.status, job.seq) == ("queued", 2)

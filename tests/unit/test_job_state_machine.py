@@ -147,13 +147,22 @@ def test_retry_is_only_for_failed_or_cancelled_jobs(user: User, status: str) -> 
 
 
 def test_someone_elses_job_and_a_missing_job_look_the_same(user: User, other_user: User) -> None:
-    theirs = submit(other_user)
-    for job_id in (str(theirs.pk), str(uuid.uuid4()), "not-a-uuid"):
+    queued = submit(other_user)  # what a cancel would move
+    cancelled = services.cancel(other_user, str(submit(other_user, "r2").pk))  # what a retry would move
+    before = {job.pk: stored_state(job.pk) for job in (queued, cancelled)}
+    for job_id in (str(queued.pk), str(cancelled.pk), str(uuid.uuid4()), "not-a-uuid"):
         with pytest.raises(JobNotFound) as excinfo:
             services.cancel(user, job_id)
         assert excinfo.value.message == "No such job."
         with pytest.raises(JobNotFound):
             services.retry(user, job_id)
+    # Read again from the database: neither of their jobs moved.
+    assert {pk: stored_state(pk) for pk in before} == before
+
+
+def stored_state(job_id: uuid.UUID) -> dict[str, Any]:
+    """What any transition changes, as the database has it now."""
+    return dict(Job.objects.filter(pk=job_id).values("status", "seq", "attempt", "celery_task_id", "updated_at").get())
 
 
 def test_snapshot_lists_unfinished_jobs_then_recent_finished_ones(user: User, other_user: User) -> None:

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from gateway import protocol
 from gateway.protocol import ProtocolError
 from tasks import services
+from tasks.models import Job
 from tests.unit.sockets import Socket, connected
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -185,11 +186,21 @@ async def test_a_frame_just_under_the_limit_is_accepted(user: User) -> None:
 @pytest.mark.parametrize("message_type", ["job.cancel", "job.retry"])
 async def test_a_missing_or_foreign_job_is_not_found(user: User, other_user: User, message_type: str) -> None:
     theirs, _ = await services_submit(other_user)
+    if message_type == "job.retry":  # a job its owner could retry
+        theirs = await database_sync_to_async(services.cancel)(other_user, str(theirs.pk))
+    before = await database_sync_to_async(stored_state)(theirs.pk)
     async with connected(user) as (socket, _):
         for job_id in (str(theirs.pk), str(uuid.uuid4()), "nonsense"):
             reply = await socket.request({"type": message_type, "job_id": job_id})
             assert reply["code"] == "not_found" and reply["message"] == "No such job."
         await assert_still_usable(socket)
+    # Read again from the database: their job did not move.
+    assert await database_sync_to_async(stored_state)(theirs.pk) == before
+
+
+def stored_state(job_id: uuid.UUID) -> dict[str, Any]:
+    """What any transition changes, as the database has it now."""
+    return dict(Job.objects.filter(pk=job_id).values("status", "seq", "attempt", "celery_task_id", "updated_at").get())
 
 
 async def test_an_unexpected_failure_answers_internal_with_an_error_id_and_no_internals(

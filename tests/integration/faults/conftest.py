@@ -1,6 +1,9 @@
 """A stack of real processes that the fault tests may break: its own redis-server (stopped and
 started empty), Celery workers (SIGKILLed), Celery beat running the reconciler every second,
-and Daphne; with liveness timings shortened so recovery happens within seconds."""
+and Daphne; with liveness timings shortened so recovery happens within seconds.
+
+`rabbitmq_fault_stack` is the same stack with its Celery broker on the machine's RabbitMQ, in a
+vhost of its own (tests.rabbitmq); `each_broker_stack` runs a test on both."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +19,14 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from django.conf import settings
 from django.db import connection
 
 from core import stack
 from tests import procfs
 from tests.integration.conftest import database_url
 from tests.integration.idle import settle
+from tests.rabbitmq import private_vhost
 from tests.smtp import SmtpServer, serving
 
 FAST_RECOVERY = {
@@ -48,6 +54,12 @@ class FaultStack:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)
     daphne: subprocess.Popen[bytes] | None = None
+    broker_url: str = ""  # the Celery broker when it is not redis_url (a RabbitMQ vhost)
+    beat: subprocess.Popen[bytes] | None = None
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
 
     @property
     def ws_url(self) -> str:
@@ -84,8 +96,16 @@ class FaultStack:
     def pool_processes(self, worker: subprocess.Popen[bytes]) -> list[int]:
         return procfs.children(worker.pid)
 
+    def client_app(self) -> Celery:
+        """A Celery app that sends tasks as the stack's processes do: on RabbitMQ, a queue declared
+        without their x-max-priority would be refused (PRECONDITION_FAILED)."""
+        app = Celery(broker=self.broker, set_as_current=False)
+        if self.broker_url:
+            app.conf.task_queue_max_priority = settings.RABBITMQ_MAX_PRIORITY
+        return app
+
     def worker_answers(self, name: str) -> bool:
-        app = Celery(broker=self.redis_url, set_as_current=False)
+        app = Celery(broker=self.broker, set_as_current=False)
         try:
             replies = app.control.ping(timeout=0.5) or []
         except (OSError, redis.RedisError):  # a connection left over from before a Redis restart
@@ -95,7 +115,7 @@ class FaultStack:
         return any(node.startswith(f"{name}@") for reply in replies for node in reply)
 
     def active_tasks(self) -> list[Any]:
-        app = Celery(broker=self.redis_url, set_as_current=False)
+        app = Celery(broker=self.broker, set_as_current=False)
         try:
             replies = app.control.inspect(timeout=1).active() or {}
         finally:
@@ -109,9 +129,28 @@ class FaultStack:
             )
 
     def start_rest(self) -> None:
-        beat = self._spawn("beat", stack.beat_command(Path(self.env["VAR_DIR"]) / "celerybeat-schedule"))
+        beat = self.beat = self._spawn("beat", stack.beat_command(Path(self.env["VAR_DIR"]) / "celerybeat-schedule"))
         self.others.append(beat)
         self.start_daphne(stack.free_port())
+        RUNNING.append(self)
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        """Pause the beat (so the reconciler) of every other running stack meanwhile. They share the test
+        database: another stack's reconciler would find this one's queued jobs missing from its own broker,
+        send them there and run them itself."""
+        others = [faults for faults in RUNNING if faults is not self]
+        for faults in others:
+            faults.signal_beat(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for faults in others:
+                faults.signal_beat(signal.SIGCONT)
+
+    def signal_beat(self, signum: int) -> None:
+        if self.beat is not None and self.beat.poll() is None:
+            self.beat.send_signal(signum)
 
     def start_daphne(self, port: int) -> subprocess.Popen[bytes]:
         daphne = self.daphne = self._spawn("daphne", stack.daphne_command("127.0.0.1", port))
@@ -130,9 +169,12 @@ class FaultStack:
     def settle(self) -> None:
         """Cancel what a test left unfinished; wait until the live workers, beat and Daphne leave the database alone."""
         live_workers = sum(1 for worker in self.workers if worker.poll() is None)
-        settle(self.redis_url if self.redis is not None else None, workers=live_workers)
+        broker_up = self.redis is not None or self.broker_url != ""
+        settle(self.broker if broker_up else None, workers=live_workers)
 
     def stop_all(self) -> None:
+        if self in RUNNING:
+            RUNNING.remove(self)
         for worker in self.workers:
             if worker.poll() is None:
                 os.killpg(worker.pid, signal.SIGTERM)
@@ -143,6 +185,45 @@ class FaultStack:
 def fault_stack(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FaultStack]:
+    with running_stack(django_db_blocker, tmp_path_factory, broker_url="") as faults:
+        yield faults
+
+
+# The stacks started and not stopped yet (FaultStack.alone pauses the others' reconcilers).
+RUNNING: list[FaultStack] = []
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_fault_stack(
+    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FaultStack]:
+    """Module-scoped, so it never runs beside the Redis tests that follow: the fault stack's reconciler
+    is paused while it lives (FaultStack.alone)."""
+    with (
+        private_vhost() as url,
+        running_stack(django_db_blocker, tmp_path_factory, broker_url=url) as faults,
+        faults.alone(),
+    ):
+        yield faults
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("fault_stack", id="redis"),
+        pytest.param("rabbitmq_fault_stack", id="rabbitmq", marks=pytest.mark.rabbitmq),
+    ]
+)
+def each_broker_stack(request: pytest.FixtureRequest) -> FaultStack:
+    """The fault stack on each broker in turn: the test runs once on Redis, once on RabbitMQ."""
+    faults: FaultStack = request.getfixturevalue(request.param)
+    return faults
+
+
+@contextmanager
+def running_stack(
+    django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory, broker_url: str
+) -> Iterator[FaultStack]:
+    """Start the stack (its broker: its own Redis, or `broker_url`); stop it on the way out."""
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
     redis_url = f"redis://127.0.0.1:{stack.free_port()}/0"
@@ -153,12 +234,21 @@ def fault_stack(
             "DJANGO_SETTINGS_MODULE": "core.settings.test",
             "DATABASE_URL": db_url,
             "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": broker_url or redis_url,
+            # What docs/operations.md has operators set on RabbitMQ for the kinds' limits (up to 31 minutes);
+            # the machine's shared server keeps its default 30, which no test job comes near.
+            **({"RABBITMQ_CONSUMER_TIMEOUT": str(45 * 60)} if broker_url else {}),
             "EMAIL_URL": smtp.url,
             "VAR_DIR": str(tmp_path_factory.mktemp("fault-var")),
             "PYTHONUNBUFFERED": "1",
         }
         faults = FaultStack(
-            redis_url, tmp_path_factory.mktemp("fault-redis"), env, tmp_path_factory.mktemp("fault-logs"), smtp
+            redis_url,
+            tmp_path_factory.mktemp("fault-redis"),
+            env,
+            tmp_path_factory.mktemp("fault-logs"),
+            smtp,
+            broker_url=broker_url,
         )
         try:
             faults.start_redis()

@@ -1,24 +1,88 @@
-"""Small helpers of the fault tests: a token socket on the fault stack, and waiting on the database."""
+"""Small helpers of the fault tests: a token socket, a Daphne of a test's own, waiting on the database."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import signal
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from accounts import tokens
+from core import stack
 from tasks import batches
 from tasks.models import Batch, Job, JobEvent
+
+
+@dataclass(frozen=True)
+class Daphne:
+    base_url: str
+    pid: int
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http", "ws", 1) + "/ws/jobs/"
+
+
+@contextmanager
+def own_daphne(env: dict[str, str], log: Path, **settings: str) -> Iterator[Daphne]:
+    """A Daphne on the stack's `env` with `settings` added, beside the stack's own; stopped on the way out,
+    after a check that it did not die meanwhile."""
+    port = stack.free_port()
+    with open(log, "ab") as output:
+        process = subprocess.Popen(
+            stack.daphne_command("127.0.0.1", port), env={**env, **settings}, stdout=output, stderr=output
+        )
+    try:
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), "Daphne", timeout=60, process=process)
+        yield Daphne(f"http://127.0.0.1:{port}", process.pid)
+        assert process.poll() is None, f"Daphne died (see {log})"
+    finally:
+        stack.stop([process])
+
+
+@contextmanager
+def queue_left_alone(redis_url: str, queue: str) -> Iterator[None]:
+    """The running workers stop consuming `queue` (Celery's cancel_consumer); they take it up again on the way out."""
+    app = Celery(broker=redis_url, set_as_current=False)
+    try:
+        assert app.control.cancel_consumer(queue, reply=True, timeout=5), "no worker answered"
+        yield
+    finally:
+        app.control.add_consumer(queue, reply=True, timeout=5)
+        app.close()
+
+
+@contextmanager
+def worker_of_own(
+    env: dict[str, str], log: Path, name: str, queue: str, answers: Callable[[str], bool], **settings: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker of `queue` alone, on `env` with `settings` added; SIGKILLed (stopped or not) on the way out."""
+    command = [*stack.worker_command(name, concurrency=1), "-Q", queue]
+    with open(log, "ab") as output:
+        worker = subprocess.Popen(
+            command, env={**env, **settings}, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        stack.wait_until(lambda: answers(name), name, timeout=60, process=worker)
+        yield worker
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
 
 
 @asynccontextmanager

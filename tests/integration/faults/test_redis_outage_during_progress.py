@@ -23,11 +23,13 @@ async def test_redis_stopped_while_a_job_reports_progress_the_job_finishes(fault
             job_id = await submit(socket, "demo.countdown", {"steps": 80, "interval_ms": 100})
         running_job = await wait_for_job(job_id, lambda job: job.progress["current"] >= 3)
         await asyncio.to_thread(fault_stack.stop_redis)
-        # Redis is down: the job keeps storing progress, its publisher drops the events.
-        reached = running_job.progress["current"] + 10
-        down = await wait_for_job(job_id, lambda job: job.is_finished or job.progress["current"] >= reached)
-        assert down.status == JobStatus.RUNNING
-        await asyncio.to_thread(fault_stack.start_redis)
+        try:
+            # Redis is down: the job keeps storing progress, its publisher drops the events.
+            reached = running_job.progress["current"] + 10
+            down = await wait_for_job(job_id, lambda job: job.is_finished or job.progress["current"] >= reached)
+            assert down.status == JobStatus.RUNNING
+        finally:
+            await asyncio.to_thread(fault_stack.start_redis)  # whatever happened: the tests after need Redis
         job = await wait_for_job(job_id, lambda job: job.is_finished, timeout=120)
         assert job.status == JobStatus.SUCCEEDED, job.error
         assert job.result == {"steps": 80}

@@ -91,9 +91,11 @@ async def test_a_worker_stopped_with_sigterm_finishes_its_job_first(fault_stack:
         job_id = await submit(socket, "demo.countdown", {"steps": 20, "interval_ms": 100})
         await wait_for_job(job_id, lambda job: job.progress["current"] >= 2)
         worker = fault_stack.workers[-1]
-        worker.send_signal(signal.SIGTERM)  # Celery's warm shutdown
-        await asyncio.to_thread(worker.wait, 60)
-        job = await wait_for_job(job_id, lambda job: job.is_finished)
-        assert job.status == JobStatus.SUCCEEDED
-        assert job.deliveries == 1  # finished by the worker that had it, not redelivered
-        await asyncio.to_thread(fault_stack.start_worker)  # for the tests that follow
+        try:
+            worker.send_signal(signal.SIGTERM)  # Celery's warm shutdown
+            await asyncio.to_thread(worker.wait, 60)
+            job = await wait_for_job(job_id, lambda job: job.is_finished)
+        finally:
+            await asyncio.to_thread(fault_stack.start_worker)  # whatever happened: the tests after need a worker
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.deliveries == 1  # finished by the worker that had it, not redelivered
