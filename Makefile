@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-unit test-integration test-long lint bench clean
+.PHONY: run test test-unit test-integration test-long lint bench soak clean
 
 run: $(VENV)/.runtime
 	$(PY) manage.py runstack
@@ -30,6 +30,11 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	DATABASE_URL=$${BENCH_HISTORY_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/jobs_bench_history} bin/ensure-postgres
 	$(PY) -m bench
+
+# The chaos soak (docs/benchmarks.md, "Soak"): SOAK_ARGS="--minutes 30 --seed 3" for a longer one. Not in `make test`
+# (tests/integration/test_soak_short.py is its two-minute form there).
+soak: $(VENV)/.dev
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 $(VENV)/.created:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'

@@ -320,7 +320,8 @@ def _describe_connection_error(exc: OSError) -> str:
     if isinstance(exc, TimeoutError):
         return "it did not answer in time"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return "it closed the connection"
+        # smtplib reports a reply that never came (EMAIL_TIMEOUT) as a disconnection, raised from the timeout.
+        return "it did not answer in time" if isinstance(exc.__context__, TimeoutError) else "it closed the connection"
     if isinstance(exc, ssl.SSLError):
         return "the TLS handshake with it failed"
     if isinstance(exc, smtplib.SMTPException):

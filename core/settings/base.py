@@ -281,6 +281,9 @@ JOBS_MAX_DELIVERIES = env.get_int("JOBS_MAX_DELIVERIES", 3, minimum=1)
 JOBS_HEARTBEAT_SECONDS = env.get_float("JOBS_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
 JOBS_LEASE_SECONDS = env.get_float("JOBS_LEASE_SECONDS", 3 * JOBS_HEARTBEAT_SECONDS, minimum=0.3)
 JOBS_REQUEUE_AFTER_SECONDS = env.get_float("JOBS_REQUEUE_AFTER_SECONDS", 30.0, minimum=0.1)
+# How long a worker keeps trying to write a finished run's outcome while the database is unreachable
+# (tasks/runner.py): until then its job stays running, held by a process that lives on.
+JOBS_OUTCOME_RETRY_SECONDS = env.get_float("JOBS_OUTCOME_RETRY_SECONDS", 300.0, minimum=0.0)
 # The host a worker names in the jobs it runs ("host:pid"). A process that shares it is asked by pid, any
 # other waits out the lease: processes whose pids another cannot see (containers sharing the machine's
 # hostname, as with host networking) need names of their own.

@@ -79,6 +79,7 @@ async def test_a_server_that_stops_answering_ends_the_job_and_a_retry_sends_no_o
             first = await wait_for_job(job_id, lambda job: job.is_finished)
             assert first.status == JobStatus.FAILED and first.error is not None
             assert first.error["code"] == "smtp_unavailable", first.error
+            assert "did not answer in time" in first.error["message"], first.error
             stalled = RECIPIENTS[ANSWERED]
             assert await database_sync_to_async(outcomes)(job_id) == {
                 **{address: ("sent", "") for address in RECIPIENTS[:ANSWERED]},
