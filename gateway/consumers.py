@@ -97,6 +97,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     batch_sent: dict[str, float] | None = None
     counted = False
     released = False
+    closing = False  # this server closed the socket (close): no client frame is acted on after that
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -142,6 +143,10 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         recheck.register(self)
         via = "token" if self.scope.get("auth_token_id") else "session"
         logger.info("socket opened: user=%s via %s", user.pk, via, extra={"event": "socket.opened", "user_id": user.pk})
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        self.closing = True
+        await super().close(code=code, reason=reason)
 
     async def disconnect(self, code: int) -> None:
         user_id = getattr(self.scope.get("user"), "pk", None)
@@ -189,6 +194,11 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
     # --- client messages -------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            # Frames the client sent before it saw our close are not acted on: their answers could not
+            # be sent (Daphne drops sends on a closing socket), so a submit would make a job never
+            # acknowledged; left alone, the client sends them again after it reconnects.
+            return
         retry_after = await throttle.message_allowed(self.channel_name)
         if retry_after is not None:
             # Read the request_id even so, so that a client waiting on its answer gets it

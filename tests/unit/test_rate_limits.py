@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from pytest_django.fixtures import Settings
 
 from gateway.consumers import JobsConsumer
+from tasks.models import Job
 from tests.unit.sockets import closed_with, connected
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,6 +71,22 @@ async def test_a_connection_that_ignores_the_warnings_is_closed_with_4008(user: 
         for _ in range(20):
             await socket.send({"type": "ping"})
         assert await closed_with(socket.communicator) == 4008
+
+
+async def test_no_frame_sent_before_the_client_saw_the_close_is_acted_on(user: User, settings: Settings) -> None:
+    settings.RATE_LIMIT_MESSAGES_PER_SECOND = 2
+    settings.RATE_LIMIT_STRIKES = 3
+    async with connected(user) as (socket, _):
+        for _ in range(6):
+            await socket.send({"type": "ping"})
+        assert await closed_with(socket.communicator) == 4008
+        # Sent before the client saw the close, read once the message rate allows again: no job comes of
+        # them, as no job.accepted could reach the client any more.
+        await asyncio.sleep(1.1)
+        for n in range(3):
+            await socket.send(submit(n))
+        await asyncio.sleep(0.5)
+        assert not await database_sync_to_async(Job.objects.filter(owner=user).exists)()
 
 
 async def test_open_connections_per_user_are_limited(user: User, settings: Settings) -> None:
