@@ -88,14 +88,19 @@ def _build(url: str, rows: int, user_rows: int) -> int:
         indexes = db.execute(SECONDARY_INDEXES).fetchall()
         for name, _ in indexes:
             db.execute(f'DROP INDEX "{name}"')
-        for first in range(1, rows + 1, CHUNK):
-            last = min(rows, first + CHUNK - 1)
-            db.execute(INSERT, {"first": first, "last": last, "owner": owner, "user_rows": user_rows})
-            print(f"  {last:,} jobs, {time.monotonic() - started:.0f} s", flush=True)
-        db.execute("SET maintenance_work_mem = '1GB'")
-        for name, definition in indexes:
-            db.execute(definition)
-            print(f"  index {name}, {time.monotonic() - started:.0f} s", flush=True)
+        try:
+            for first in range(1, rows + 1, CHUNK):
+                last = min(rows, first + CHUNK - 1)
+                db.execute(INSERT, {"first": first, "last": last, "owner": owner, "user_rows": user_rows})
+                print(f"  {last:,} jobs, {time.monotonic() - started:.0f} s", flush=True)
+        except BaseException:
+            db.execute("TRUNCATE tasks_job CASCADE")  # empty, and indexed as before: the next run builds again
+            raise
+        finally:
+            db.execute("SET maintenance_work_mem = '1GB'")
+            for name, definition in indexes:
+                db.execute(definition)
+                print(f"  index {name}, {time.monotonic() - started:.0f} s", flush=True)
         db.execute("VACUUM ANALYZE tasks_job")
         print(f"built in {time.monotonic() - started:.0f} s", flush=True)
         return owner
@@ -126,7 +131,7 @@ def _users(db: psycopg.Connection[Any]) -> int:
 INSERT = """
 INSERT INTO tasks_job (id, owner_id, kind, params, request_id, status, attempt, seq, progress, result, error,
                        celery_task_id, deliveries, worker, artifacts, log_count, search_text, heartbeat_at,
-                       created_at, started_at, finished_at, updated_at)
+                       created_at, started_at, finished_at, updated_at, priority, hold)
 SELECT md5('job' || g)::uuid,
        CASE WHEN g <= %(user_rows)s THEN %(owner)s ELSE others.ids[1 + g %% cardinality(others.ids)] END,
        (ARRAY['demo.countdown', 'email.send', 'file.process', 'reports.jobs_csv'])[1 + g %% 4],
@@ -135,7 +140,7 @@ SELECT md5('job' || g)::uuid,
        (ARRAY['succeeded', 'succeeded', 'failed', 'cancelled', 'succeeded'])[1 + (g / 4) %% 5],
        1, 4, '{"current": 1, "total": 1, "percent": 100.0, "stage": "", "message": ""}'::jsonb, NULL, NULL,
        '', 1, '', '[]'::jsonb, 0, md5('job' || g)::uuid || ' r' || g || ' ' || (g %% 1000), NULL,
-       at, at, at, at
+       at, at, at, at, 'normal', ''
 FROM (SELECT g, timestamptz '2026-01-01' + ((g * 7919) %% 31536000) * interval '1 second' AS at
       FROM generate_series(%(first)s::bigint, %(last)s::bigint) g) series,
      (SELECT array_agg(id ORDER BY id) AS ids FROM auth_user

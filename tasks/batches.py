@@ -463,10 +463,12 @@ def repair() -> int:
     repaired = 0
     unfinished = Job.objects.filter(kind=BATCH_KIND, parent=None, status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
     for batch_id in list(unfinished.values_list("id", flat=True)):
-        if _repair(batch_id):
-            repaired += 1
-        if Batch.objects.filter(pk=batch_id, mode=BatchMode.SEQUENCE).exists():
-            advance(batch_id)
+        try:  # one batch whose row stays locked (a frozen worker) or that fails must not stop the others' repair
+            repaired += _repair(batch_id)
+            if Batch.objects.filter(pk=batch_id, mode=BatchMode.SEQUENCE).exists():
+                advance(batch_id)
+        except Exception:
+            logger.exception("batch %s: could not be repaired; the reconciler's next pass tries again", batch_id)
     return repaired
 
 

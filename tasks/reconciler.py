@@ -26,22 +26,31 @@ Run by Celery beat every JOBS_RECONCILE_SECONDS (task jobs.reconcile):
    (tasks.limits), should the release when a slot freed have been lost.
 
 All go through tasks.services, so every change bumps seq and is published.
+
+Each repair stands alone: one that fails is logged and tried again next pass. On PostgreSQL a repair
+waits at most JOBS_RECONCILE_LOCK_WAIT_SECONDS for a row lock: a worker frozen inside one of its
+transactions (SIGSTOP, a paused VM) keeps its job's row locked until the server ends its session
+(DATABASE_IDLE_IN_TRANSACTION_SECONDS), and must not hold up the rest of the pass meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
+from django.db import DatabaseError, OperationalError, connection
 from django.utils import timezone
 
 from tasks import batches, broker, kinds, limits, liveness, services
 from tasks.models import BATCH_KIND, Job, JobStatus
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,10 +63,44 @@ class Reconciled:
 
 
 def reconcile() -> Reconciled:
-    lost = _requeue_lost_jobs()
-    resent, orphaned = _resend_missing_tasks()
-    repaired = batches.repair()
-    return Reconciled(lost, resent, orphaned, repaired, released=limits.release_all())
+    with _lock_waits_bounded():
+        lost = _step(_requeue_lost_jobs, 0)
+        resent, orphaned = _step(_resend_missing_tasks, (0, 0))
+        repaired = _step(batches.repair, 0)
+        return Reconciled(lost, resent, orphaned, repaired, released=_step(limits.release_all, 0))
+
+
+@contextmanager
+def _lock_waits_bounded() -> Iterator[None]:
+    """On PostgreSQL, a lock waited for longer than JOBS_RECONCILE_LOCK_WAIT_SECONDS fails the statement."""
+    if connection.vendor != "postgresql":
+        yield  # SQLite locks the whole file for its bounded `timeout`, never one row
+        return
+    wait = f"{round(settings.JOBS_RECONCILE_LOCK_WAIT_SECONDS * 1000)}ms"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [wait])
+    try:
+        yield
+    finally:
+        _reset_lock_timeout()
+
+
+def _reset_lock_timeout() -> None:
+    # The worker process's connection outlives this task: other tasks must wait for locks as long as they need.
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    except DatabaseError:
+        connection.close()  # a broken connection: its next user opens a new session, with the defaults
+
+
+def _step(repair: Callable[[], T], nothing: T) -> T:
+    """One step of the pass; one that fails must not stop the others."""
+    try:
+        return repair()
+    except Exception:
+        logger.exception("the reconciler's step %s failed; it runs again next pass", repair.__name__)
+        return nothing
 
 
 def _requeue_lost_jobs() -> int:
@@ -113,6 +156,14 @@ def _each(jobs: list[Job], repair: Callable[[Job], bool]) -> int:
     for job in jobs:
         try:
             repaired += repair(job)
-        except Exception:
-            logger.exception("job %s: the reconciler could not repair it", job.pk)
+        except Exception as exc:
+            if is_lock_wait_over(exc):
+                logger.warning("job %s: its row stayed locked (a frozen worker?); the next pass tries again", job.pk)
+            else:
+                logger.exception("job %s: the reconciler could not repair it", job.pk)
     return repaired
+
+
+def is_lock_wait_over(exc: BaseException) -> bool:
+    """PostgreSQL's lock_not_available: a lock_timeout ran out."""
+    return isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) == "55P03"

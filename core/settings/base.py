@@ -93,7 +93,20 @@ def _database(url_default: str) -> dict[str, Any]:
     # call cost 1.2 ms instead of 0.3 ms on SQLite here, more on PostgreSQL.
     config["CONN_MAX_AGE"] = env.get_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     config["CONN_HEALTH_CHECKS"] = True
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        _end_sessions_idle_in_a_transaction(config)
     return config
+
+
+def _end_sessions_idle_in_a_transaction(config: dict[str, Any]) -> None:
+    """A frozen process (SIGSTOP, a paused VM) inside one of its short transactions keeps its rows locked:
+    the server ends its session after this long idle, so the reconciler can requeue its job
+    (docs/operations.md, "A frozen worker"). The service never waits on anything inside a transaction."""
+    seconds = env.get_float("DATABASE_IDLE_IN_TRANSACTION_SECONDS", 60.0, minimum=0.0)
+    if seconds:
+        options = config.setdefault("OPTIONS", {})
+        flag = f"-c idle_in_transaction_session_timeout={round(seconds * 1000)}"
+        options["options"] = f"{options.get('options', '')} {flag}".strip()
 
 
 DATABASES = {"default": _database(f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
@@ -281,6 +294,9 @@ JOBS_MAX_DELIVERIES = env.get_int("JOBS_MAX_DELIVERIES", 3, minimum=1)
 JOBS_HEARTBEAT_SECONDS = env.get_float("JOBS_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
 JOBS_LEASE_SECONDS = env.get_float("JOBS_LEASE_SECONDS", 3 * JOBS_HEARTBEAT_SECONDS, minimum=0.3)
 JOBS_REQUEUE_AFTER_SECONDS = env.get_float("JOBS_REQUEUE_AFTER_SECONDS", 30.0, minimum=0.1)
+# How long the reconciler waits for a job's row lock before it leaves that job for its next pass
+# (PostgreSQL): a frozen worker's locked row must not stop it repairing every other job.
+JOBS_RECONCILE_LOCK_WAIT_SECONDS = env.get_float("JOBS_RECONCILE_LOCK_WAIT_SECONDS", 5.0, minimum=0.01)
 # How long a worker keeps trying to write a finished run's outcome while the database is unreachable
 # (tasks/runner.py): until then its job stays running, held by a process that lives on.
 JOBS_OUTCOME_RETRY_SECONDS = env.get_float("JOBS_OUTCOME_RETRY_SECONDS", 300.0, minimum=0.0)

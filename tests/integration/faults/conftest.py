@@ -34,6 +34,10 @@ FAST_RECOVERY = {
     "JOBS_REQUEUE_AFTER_SECONDS": "2",
     "JOBS_HEARTBEAT_SECONDS": "0.5",
     "JOBS_LEASE_SECONDS": "2",
+    # A process frozen inside a transaction (the lease test's SIGSTOP may land there) loses its session after
+    # this long, and the reconciler waits this long for a row lock (PostgreSQL).
+    "DATABASE_IDLE_IN_TRANSACTION_SECONDS": "5",
+    "JOBS_RECONCILE_LOCK_WAIT_SECONDS": "0.5",
     "JOBS_PROGRESS_INTERVAL": "0.05",
     # The fault tests open more sockets per user than a person would; the limit has tests of its own.
     "RATE_LIMIT_CONNECTIONS_PER_USER": "100",

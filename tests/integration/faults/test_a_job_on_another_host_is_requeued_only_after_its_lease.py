@@ -53,10 +53,11 @@ async def test_a_job_on_another_host_is_requeued_after_its_lease_and_not_while_i
         ) as worker,
     ):
         async with socket_of(user, fault_stack.ws_url) as (socket, _):
-            # Slow rows, so that the SIGSTOP below rarely lands inside one of the job's short transactions: a
-            # process frozen there keeps the job's row locked, and the reconciler waits on that lock until
-            # the process runs again (not what this test is about; docs/operations.md, "A frozen worker").
-            job_id = await submit(socket, KIND, {"rows": 60, "interval_ms": 500})
+            # Long enough to beat for three leases. Should the SIGSTOP below land inside one of the job's
+            # short transactions, the job's row stays locked until the server ends the frozen session
+            # (DATABASE_IDLE_IN_TRANSACTION_SECONDS), later than the lease; the asserts hold either way
+            # (test_reconciler_passes_a_row_a_frozen_worker_locks.py tests that case on its own).
+            job_id = await submit(socket, KIND, {"rows": 24, "interval_ms": 500})
         running = await wait_for_job(job_id, lambda job: job.status == JobStatus.RUNNING)
         assert running.worker.startswith(f"{OTHER_HOST}:")
         assert running.started_at is not None
