@@ -14,7 +14,7 @@ test: $(VENV)/.dev
 	bin/test
 
 test-unit: $(VENV)/.dev
-	bin/test -m "not integration"
+	bin/test -m "not integration" -n 3
 
 test-integration: $(VENV)/.dev
 	bin/test -m integration

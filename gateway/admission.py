@@ -11,6 +11,12 @@ WEBSOCKET_HANDSHAKE_WAIT_SECONDS (2 s, well inside Daphne's 5 s), costing nothin
 does not get a turn is accepted and closed with 4013, "try again later" (RFC 6455's 1013, which autobahn
 does not let an application send): its client backs off and retries (docs/protocol.md). Refusing at once
 instead made the clients retry so fast that the refusals alone took the CPU the admitted ones needed.
+
+Refusals still cost a connection's parsing, its WebSocket handshake and its close: 5,000 clients that
+retry every 2 s offered more of them than a process could even parse, and none got back
+(bench.reconnect_storm). So while as many handshakes wait as are in flight, the process stops accepting
+connections at all (patches.listening), and starts again once half of them are through: the rest
+wait in the kernel's accept queue, for free, and every handshake the process takes on is one it can finish.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 from django.conf import settings
 
+from patches import listening
 from telemetry import metrics
 
 CLOSE_TRY_AGAIN_LATER = 4013  # 1013 of RFC 6455, in the range Daphne (autobahn) lets an application send
@@ -36,6 +43,7 @@ class HandshakeAdmission:
         self.inner = inner
         self.in_flight = 0
         self._turns: deque[asyncio.Future[None]] = deque()  # handshakes waiting, oldest first
+        self.accepting = True
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if not await self._turn():
@@ -69,6 +77,7 @@ class HandshakeAdmission:
             return True
         turn = asyncio.get_running_loop().create_future()
         self._turns.append(turn)
+        self._pace()
         try:
             async with asyncio.timeout(settings.WEBSOCKET_HANDSHAKE_WAIT_SECONDS):
                 await turn  # _next hands over its place: in_flight is already counted for this one
@@ -78,13 +87,28 @@ class HandshakeAdmission:
         finally:
             if turn in self._turns:
                 self._turns.remove(turn)  # O(n), only for one that gave up (n at most the clients waiting)
+                self._pace()
         return True
 
     def _next(self) -> None:
         """A handshake is over: hand its place to the oldest one waiting, or free it."""
-        while self._turns:
-            turn = self._turns.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self.in_flight -= 1
+        try:
+            while self._turns:
+                turn = self._turns.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+            self.in_flight -= 1
+        finally:
+            self._pace()
+
+    def _pace(self) -> None:
+        """Stop accepting connections while as many handshakes wait as are in flight; start at half."""
+        limit = settings.WEBSOCKET_HANDSHAKES_IN_FLIGHT
+        if self.accepting and len(self._turns) >= limit:
+            self.accepting = False
+            metrics.accepting_paused()
+            listening.pause_accepting()
+        elif not self.accepting and len(self._turns) <= limit // 2:
+            self.accepting = True
+            listening.resume_accepting()

@@ -1,4 +1,4 @@
-"""Daphne 4.2.3, fixed four times; `apply()` installs the fixes (core.daphne, the web server's entry point, calls it).
+"""Daphne 4.2.3, fixed four times and given a hook; `apply()` installs them (core.daphne calls it).
 
 1. Shutdown. On SIGTERM, Daphne cancels every application instance from a
    "before shutdown" trigger, `Server.kill_all_applications`, and waits for
@@ -52,6 +52,13 @@
    user and its groups were never left. An event published just as a client
    closed was enough. Such sends are dropped here (their socket is going; its
    websocket.disconnect follows), as are those to a socket closed by fix 3.
+
+5. A switch to stop accepting connections: each port Daphne listens on is
+   registered with patches.listening, whose `pause_accepting()` takes them
+   out of the reactor and `resume_accepting()` puts them back.
+   gateway.admission pauses while as many handshakes wait for their turn as
+   it works on at once, so that a reconnect storm's refusals do not take the
+   CPU the admitted handshakes need.
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
 from twisted.internet import defer
+
+from patches import listening
 
 logger = logging.getLogger("daphne.server")
 
@@ -219,6 +228,14 @@ def close_unread(protocol: WebSocketProtocol) -> None:
     protocol.serverClose(code=CLOSE_RESYNC)
 
 
+_original_listen_success = Server.listen_success
+
+
+def listen_success(self: Server, port: Any) -> None:
+    listening.listening_on(port)
+    _original_listen_success(self, port)
+
+
 def apply() -> None:
     """Install the fixes (patches.WRITTEN_FOR names the Daphne version they replace code of)."""
     Server.kill_all_applications = kill_all_applications
@@ -226,3 +243,4 @@ def apply() -> None:
     Server.create_application = create_application
     WebSocketProtocol.onOpen = on_open
     WebSocketProtocol.handle_reply = handle_reply
+    Server.listen_success = listen_success

@@ -77,6 +77,10 @@ RATE_LIMITED = Counter("jobs_rate_limited", "rate_limited answers sent to client
 HANDSHAKES_DEFERRED = Counter(
     "jobs_websocket_handshakes_deferred", "Handshakes closed with 4013 (try again later): too many at once."
 )
+ACCEPT_PAUSES = Counter(
+    "jobs_websocket_accept_pauses",
+    "Times a Daphne process stopped accepting connections: as many handshakes waited as were in flight.",
+)
 
 
 class FinishedJob(Protocol):
@@ -124,6 +128,10 @@ def rate_limited() -> None:
 
 def handshake_deferred() -> None:
     HANDSHAKES_DEFERRED.inc()
+
+
+def accepting_paused() -> None:
+    ACCEPT_PAUSES.inc()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -254,19 +254,19 @@ async def test_a_batch_too_large_for_one_frame_goes_in_parts_and_is_accepted_who
     await dashboard.log_in(user.username)
     page = dashboard.page
     builder = page.locator("#batch-builder")
-    await add_countdowns(dashboard, steps=1, interval_ms=0, copies=3000)
-    await expect(builder.locator(".batch-entries-count")).to_have_text("3,000 jobs in this batch")
+    await add_countdowns(dashboard, steps=1, interval_ms=0, copies=1800)
+    await expect(builder.locator(".batch-entries-count")).to_have_text("1,800 jobs in this batch")
     await page.evaluate(WATCH_BUILDER_STATUS)
-    batch = await start_batch(dashboard, "Three thousand countdowns", 3000)
+    batch = await start_batch(dashboard, "Eighteen hundred countdowns", 1800)
     batch_id = await batch.get_attribute("data-job-id")
     assert batch_id
 
-    # One batch of 3,000, accepted whole: its row counts all of them.
-    await expect(batch.locator(".job-params")).to_have_text("Batch of 3,000 jobs, side by side")
-    await expect(count(batch, "finished")).to_have_text(re.compile(r"^[\d,]+/3,000 finished$"))
+    # One batch of 1,800, accepted whole: its row counts all of them.
+    await expect(batch.locator(".job-params")).to_have_text("Batch of 1,800 jobs, side by side")
+    await expect(count(batch, "finished")).to_have_text(re.compile(r"^[\d,]+/1,800 finished$"))
     await expect(builder.locator(".batch-entries-count")).to_have_text("No jobs added yet.")
 
-    # About 80 bytes a job as JSON, 240 KB in all: sent in parts of at most 64 KiB with one request_id,
+    # About 80 bytes a job as JSON, about 140 KB in all: sent in parts of at most 64 KiB with one request_id,
     # each from the offset the server's batch.part answer to the part before gave.
     await frames.wait(lambda: frames.index_sent({"type": "batch.submit"}))
     request_id = frames.sent_of("batch.submit")[0]["request_id"]
@@ -275,13 +275,13 @@ async def test_a_batch_too_large_for_one_frame_goes_in_parts_and_is_accepted_who
     assert len(parts) > 1, "a batch too large for one frame is sent in parts"
     (accepted,) = frames.received_of("job.accepted", request_id)
     assert accepted["job"]["id"] == batch_id
-    assert accepted["job"]["batch"]["total"] == 3000
+    assert accepted["job"]["batch"]["total"] == 1800
     answers = frames.received_of("batch.part", request_id)
     assert [part["request_id"] for part in parts] == [request_id] * len(parts)
     assert [part["offset"] for part in parts] == [0] + [answer["received"] for answer in answers]
     assert [part.get("continues") for part in parts] == [True] * (len(parts) - 1) + [None]
     ends = [part["offset"] + len(part["jobs"]) for part in parts]
-    assert ends == [answer["received"] for answer in answers] + [3000]
+    assert ends == [answer["received"] for answer in answers] + [1800]
     assert {job["kind"] for part in parts for job in part["jobs"]} == {"demo.countdown"}
     sent = zip(frames.sent, frames.sent_bytes, strict=True)
     sizes = [size for frame, size in sent if frame["type"] == "batch.submit"]
@@ -291,14 +291,14 @@ async def test_a_batch_too_large_for_one_frame_goes_in_parts_and_is_accepted_who
     assert conversation == ["batch.submit", "batch.part"] * (len(parts) - 1) + ["batch.submit", "job.accepted"]
     # The status line said how far the batch got while its parts went.
     shown = await page.evaluate("window.builderStatus")
-    sending = [text for text in shown if re.fullmatch(r"Sending [\d,]+ of 3,000 jobs…", text)]
-    assert sending == [f"Sending {end:,} of 3,000 jobs…" for end in ends], shown
+    sending = [text for text in shown if re.fullmatch(r"Sending [\d,]+ of 1,800 jobs…", text)]
+    assert sending == [f"Sending {end:,} of 1,800 jobs…" for end in ends], shown
 
     # Cancelled, so the stack is left idle: its unfinished jobs are cancelled one by one (some seconds).
     await dashboard.wait_status(batch, "running")
-    await batch.get_by_role("button", name="Cancel batch Three thousand countdowns").click()
+    await batch.get_by_role("button", name="Cancel batch Eighteen hundred countdowns").click()
     await expect(batch).to_have_attribute("data-status", "cancelled", timeout=4 * JOB_TIMEOUT)
-    await expect(count(batch, "finished")).to_have_text("3,000/3,000 finished")
+    await expect(count(batch, "finished")).to_have_text("1,800/1,800 finished")
     await expect(count(batch, "cancelled")).not_to_have_attribute("data-n", "0")
 
 

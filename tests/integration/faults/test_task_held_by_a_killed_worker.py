@@ -22,7 +22,7 @@ from tests.integration.faults.conftest import FaultStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
-ETA_SECONDS = 20
+ETA_SECONDS = 12
 
 
 def held_by_workers(app: Celery, task_id: str) -> bool:
