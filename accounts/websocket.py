@@ -8,7 +8,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 
-from accounts import tokens
+from accounts import groups, tokens
+from accounts.models import ApiToken
 from patches.channels import database_to_async
 
 ASGIApp = Any  # Channels' ASGI applications are untyped
@@ -22,20 +23,30 @@ def _authorization(scope: dict[str, Any]) -> str | None:
 
 
 class BearerTokenAuthMiddleware:
-    """Sets scope["user"] from the handshake's bearer token; a wrong or revoked one leaves it anonymous."""
+    """Sets scope["user"] from the handshake's bearer token; a wrong or revoked one leaves it anonymous.
+
+    The user's auth group ids are read in the same trip to the database (scope["auth_group_ids"]), so
+    the socket joins its notice groups without another (a session socket reads them when it opens).
+    """
 
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         raw = tokens.bearer(_authorization(scope))
-        token = await database_to_async(tokens.authenticate)(raw) if raw else None
+        token, group_ids = await database_to_async(_authenticate)(raw) if raw else (None, None)
         scope = {
             **scope,
             "user": token.user if token is not None else AnonymousUser(),
             "auth_token_id": token.pk if token is not None else None,
+            "auth_group_ids": group_ids,
         }
         return await self.inner(scope, receive, send)
+
+
+def _authenticate(raw: str) -> tuple[ApiToken | None, list[int] | None]:
+    token = tokens.authenticate(raw)
+    return (token, groups.group_ids(token.user_id)) if token is not None else (None, None)
 
 
 def websocket_auth(inner: ASGIApp) -> ASGIApp:

@@ -182,7 +182,11 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
 
     async def _join_audience(self) -> None:
         """Join the groups notices travel on: everyone, and each auth group the user is in now."""
-        self.group_ids = await database_to_async(notices.group_ids)(self.user)
+        read_with_the_token = self.scope.get("auth_group_ids")  # accounts.websocket: no trip of its own
+        if read_with_the_token is not None:
+            self.group_ids = read_with_the_token
+        else:
+            self.group_ids = await database_to_async(notices.group_ids)(self.user)
         self.audience = (EVERYONE, *(auth_group(group_id) for group_id in self.group_ids))
         for group in self.audience:
             await self.channel_layer.group_add(group, self.channel_name)

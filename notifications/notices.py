@@ -31,6 +31,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts import groups
 from notifications import events, inbox
 from notifications.models import NOTICE_MAX_CHARS, Level, Notice
 from patches.prepared import Prepared
@@ -111,11 +112,11 @@ def active_for(user_id: int) -> list[Notice]:
 
 
 def group_ids(user: User) -> list[int]:
-    return _GROUP_IDS.all(user_id=user.pk)
+    return groups.group_ids(user.pk)
 
 
-# Both are part of every socket's connect: compiled once (patches.prepared), as the ORM's compile was most of
-# their cost.
+# Part of every socket's connect: compiled once (patches.prepared), as the ORM's compile was most of
+# its cost.
 def _active(user_id: int, now: datetime) -> QuerySet[Notice]:
     audience = Q(group__isnull=True) | Q(group__in=Group.objects.filter(user=user_id))
     unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
@@ -123,9 +124,6 @@ def _active(user_id: int, now: datetime) -> QuerySet[Notice]:
 
 
 _ACTIVE = Prepared(_active, user_id=User._meta.pk, now=Notice._meta.get_field("expires_at"))
-_GROUP_IDS = Prepared(
-    lambda user_id: Group.objects.filter(user=user_id).values_list("id", flat=True), user_id=User._meta.pk
-)
 
 
 def parse_duration(value: str) -> timedelta:
