@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.testing import WebsocketCommunicator
 
 from gateway.admission import HandshakeAdmission
 from patches import listening
+from tests.unit.slow_hello import SlowHello
 
 
 class Port:
@@ -40,17 +40,6 @@ def port() -> Iterator[Port]:
         yield port
     finally:
         listening._ports.remove(port)
-
-
-class SlowHello(AsyncWebsocketConsumer):  # type: ignore[misc]
-    """Accepts, then waits for the test's word before its hello: a handshake still at work."""
-
-    release: asyncio.Event
-
-    async def connect(self) -> None:
-        await self.accept()
-        await self.release.wait()
-        await self.send(text_data='{"type":"hello"}')
 
 
 async def test_accepting_stops_while_handshakes_queue_and_starts_again_at_half(settings: Any, port: Port) -> None:

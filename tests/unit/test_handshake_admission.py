@@ -7,21 +7,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.testing import WebsocketCommunicator
 
 from gateway.admission import CLOSE_TRY_AGAIN_LATER, HandshakeAdmission
-
-
-class SlowHello(AsyncWebsocketConsumer):  # type: ignore[misc]
-    """Accepts, then waits for the test's word before its hello: a handshake still at work."""
-
-    release: asyncio.Event
-
-    async def connect(self) -> None:
-        await self.accept()
-        await self.release.wait()
-        await self.send(text_data='{"type":"hello"}')
+from tests.unit.slow_hello import SlowHello
 
 
 async def open_one(application: Any) -> WebsocketCommunicator:
