@@ -21,7 +21,7 @@ from tests.scale import scaled
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
-CHILDREN = scaled(600, 2_000)
+CHILDREN = scaled(300, 2_000)
 INTERVAL = 0.5  # JOBS_BATCH_PROGRESS_INTERVAL's default
 
 
