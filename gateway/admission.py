@@ -92,15 +92,14 @@ class HandshakeAdmission:
 
     def _next(self) -> None:
         """A handshake is over: hand its place to the oldest one waiting, or free it."""
-        try:
-            while self._turns:
-                turn = self._turns.popleft()
-                if not turn.done():
-                    turn.set_result(None)
-                    return
+        while self._turns:
+            turn = self._turns.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                break
+        else:
             self.in_flight -= 1
-        finally:
-            self._pace()
+        self._pace()
 
     def _pace(self) -> None:
         """Stop accepting connections while as many handshakes wait as are in flight; start at half."""

@@ -157,13 +157,13 @@ def _each(jobs: list[Job], repair: Callable[[Job], bool]) -> int:
         try:
             repaired += repair(job)
         except Exception as exc:
-            if is_lock_wait_over(exc):
+            if _lock_wait_over(exc):
                 logger.warning("job %s: its row stayed locked (a frozen worker?); the next pass tries again", job.pk)
             else:
                 logger.exception("job %s: the reconciler could not repair it", job.pk)
     return repaired
 
 
-def is_lock_wait_over(exc: BaseException) -> bool:
+def _lock_wait_over(exc: BaseException) -> bool:
     """PostgreSQL's lock_not_available: a lock_timeout ran out."""
     return isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) == "55P03"

@@ -12,7 +12,7 @@ from pytest_django.fixtures import Settings
 
 from gateway.consumers import JobsConsumer
 from tasks.models import Job
-from tests.unit.sockets import closed_with, connected
+from tests.unit.sockets import Socket, closed_with, connected
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,22 +64,25 @@ async def test_a_submit_refused_by_the_message_rate_names_its_request(user: User
         assert (refused["code"], refused["request_id"]) == ("rate_limited", "p1")
 
 
+async def flooded(socket: Socket, pings: int) -> int:
+    """Send `pings` pings without reading the answers; the code the server then closed the socket with."""
+    for _ in range(pings):
+        await socket.send({"type": "ping"})
+    return await closed_with(socket.communicator)
+
+
 async def test_a_connection_that_ignores_the_warnings_is_closed_with_4008(user: User, settings: Settings) -> None:
     settings.RATE_LIMIT_MESSAGES_PER_SECOND = 2
     settings.RATE_LIMIT_STRIKES = 3
     async with connected(user) as (socket, _):
-        for _ in range(20):
-            await socket.send({"type": "ping"})
-        assert await closed_with(socket.communicator) == 4008
+        assert await flooded(socket, 20) == 4008
 
 
 async def test_no_frame_sent_before_the_client_saw_the_close_is_acted_on(user: User, settings: Settings) -> None:
     settings.RATE_LIMIT_MESSAGES_PER_SECOND = 2
     settings.RATE_LIMIT_STRIKES = 3
     async with connected(user) as (socket, _):
-        for _ in range(6):
-            await socket.send({"type": "ping"})
-        assert await closed_with(socket.communicator) == 4008
+        assert await flooded(socket, 6) == 4008
         # Sent before the client saw the close, read once the message rate allows again: no job comes of
         # them, as no job.accepted could reach the client any more.
         await asyncio.sleep(1.1)
