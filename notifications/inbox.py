@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from notifications import events
 from notifications.models import NOTICE_MAX_CHARS, Level, Notice, Notification, NotificationKind
-from patches.prepared import Prepared
+from patches.prepared import Prepared, Writes
 from tasks.errors import ServiceError
 from tasks.models import BATCH_KIND, Job, JobStatus
 
@@ -37,15 +37,21 @@ class NotificationNotFound(ServiceError):
 def job_finished(job: Job) -> Notification:
     """Store the owner's notification of a job's terminal state; called inside the transition's transaction."""
     failed = job.status == JobStatus.FAILED
-    notification = Notification.objects.create(
+    notification = Notification(
         user_id=job.owner_id,
         kind=NotificationKind.JOB_FAILED if failed else NotificationKind.JOB_SUCCEEDED,
         level=Level.WARNING if failed else Level.INFO,
         text=_job_text(job, failed),
         job=job,
     )
+    _NOTIFICATIONS.create(notification)
     events.send_on_commit(events.notification_created, notification=notification)
     return notification
+
+
+# Written inside every job's final transition, while SQLite's one write lock is held: its SQL built once
+# (patches.prepared.Writes; no receiver listens to a Notification's save signals, which it does not send).
+_NOTIFICATIONS = Writes(Notification)
 
 
 def notice_sent(notice: Notice, user_ids: Iterable[int]) -> int:

@@ -28,12 +28,12 @@ import copy
 import itertools
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import Field, Model, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -135,3 +135,96 @@ def _marker(field: Field[Any, Any]) -> Any:
     if internal in ("AutoField", "BigAutoField", "IntegerField", "BigIntegerField", "PositiveIntegerField"):
         return -(2**31) + 7919 * serial
     raise TypeError(f"Prepared has no marker for a {internal}")
+
+
+class Writes(Generic[M]):
+    """A model's hot INSERTs and UPDATEs with their SQL built once per database and set of columns.
+
+    `Model.save()` compiles its statement on every call: for a transition (tasks.transitions) the UPDATE
+    of the job and the INSERT of its event were a third of the worker's CPU per transition, spent while
+    it held SQLite's one write lock. These write the same statement from a cache, with each value
+    converted as the ORM converts it (`Field.get_db_prep_save`, after `Field.pre_save` for the
+    instance's own fields, so `auto_now` columns are set as `save()` sets them).
+
+    Unlike `save()` they send no `pre_save`/`post_save` signals: use them only for a model no receiver
+    listens to (tests/unit/test_prepared_writes.py checks that none does for the models used here).
+    """
+
+    def __init__(self, model: type[M]) -> None:
+        self._model = model
+        self._table = model._meta.db_table
+        primary_key = model._meta.pk
+        assert primary_key is not None  # every model has one
+        self._primary_key: Field[Any, Any] = primary_key
+        self._sql: dict[tuple[str, ...], str] = {}
+
+    def update(self, instance: M, fields: Sequence[str], using: str = "default") -> None:
+        """Write `fields` of an existing row, as `instance.save(update_fields=fields)` does."""
+        connection = connections[using]
+        chosen = self._fields(fields)
+        values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in chosen]
+        key = ("update", connection.vendor, *fields)
+        sql = self._sql.get(key)
+        if sql is None:
+            quote = connection.ops.quote_name
+            assignments = ", ".join(f"{quote(_column(field))} = %s" for field in chosen)
+            where = f"{quote(_column(self._primary_key))} = %s"
+            # Names from the model's own metadata, quoted; every value is a parameter.
+            sql = f"UPDATE {quote(self._table)} SET {assignments} WHERE {where}"  # noqa: S608
+            self._sql[key] = sql
+        primary_key = self._primary_key.get_db_prep_value(instance.pk, connection, prepared=False)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*values, primary_key])
+            if cursor.rowcount != 1:
+                raise DatabaseError(f"{self._model._meta.label} {instance.pk}: the update found no row")
+
+    def create(self, instance: M, using: str = "default") -> None:
+        """Insert the instance's row, as `instance.save(force_insert=True)` does: a primary key the database
+        assigns (an AutoField left None) is read back with RETURNING and set on the instance."""
+        generated = instance.pk is None and self._primary_key.db_returning
+        fields = [field for field in self._model._meta.concrete_fields if not (generated and field.primary_key)]
+        values = [[field.pre_save(instance, True) for field in fields]]
+        row = self._insert(connections[using], fields, values, returning=generated)
+        if row is not None:
+            instance.pk = row[0]
+        instance._state.adding = False
+        instance._state.db = using
+
+    def insert(self, fields: Sequence[str], rows: Sequence[Sequence[Any]], using: str = "default") -> None:
+        """Insert rows of values for `fields`, as given: no defaults, no `auto_now`, no id read back."""
+        self._insert(connections[using], self._fields(fields), rows)
+
+    def _fields(self, names: Sequence[str]) -> list[Field[Any, Any]]:
+        fields = [self._model._meta.get_field(name) for name in names]
+        concrete = [field for field in fields if isinstance(field, Field) and field.concrete]
+        if len(concrete) != len(fields):
+            raise ValueError(f"not all are columns of {self._model._meta.label}: {names}")
+        return concrete
+
+    def _insert(
+        self, connection: Any, fields: list[Field[Any, Any]], rows: Sequence[Sequence[Any]], returning: bool = False
+    ) -> tuple[Any, ...] | None:
+        key = ("insert", connection.vendor, str(len(rows)), str(returning), *(_column(field) for field in fields))
+        sql = self._sql.get(key)
+        if sql is None:
+            quote = connection.ops.quote_name
+            row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+            columns = ", ".join(quote(_column(field)) for field in fields)
+            # Names from the model's own metadata, quoted; every value is a parameter.
+            sql = f"INSERT INTO {quote(self._table)} ({columns}) VALUES {', '.join([row] * len(rows))}"  # noqa: S608
+            if returning:  # SQLite 3.35 and PostgreSQL have RETURNING, and Django 5.2 requires both
+                sql += f" RETURNING {quote(_column(self._primary_key))}"
+            self._sql[key] = sql
+        params = [
+            field.get_db_prep_save(value, connection)
+            for values in rows
+            for field, value in zip(fields, values, strict=True)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone() if returning else None
+
+
+def _column(field: Field[Any, Any]) -> str:
+    assert field.column is not None  # a concrete field has a column
+    return field.column

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -407,7 +407,8 @@ def _check_active_cap(owner: User) -> None:
     the select_for_update is a no-op, and IMMEDIATE transactions (settings)
     already serialise every writer from BEGIN.
     """
-    _OWNER_LOCK.all(owner_id=owner.pk)
+    if connection.features.has_select_for_update:  # SQLite has no row locks (and needs none: see above)
+        _OWNER_LOCK.all(owner_id=owner.pk)
     cap = settings.JOBS_MAX_ACTIVE_PER_USER
     if (_ACTIVE_JOBS.first(owner_id=owner.pk) or 0) >= cap:
         raise RateLimited(f"You already have {cap} jobs queued or running; wait for some to finish.", retry_after=10)

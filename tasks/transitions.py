@@ -25,7 +25,7 @@ from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
-from patches.prepared import Prepared
+from patches.prepared import Prepared, Writes
 from tasks import artifacts, broker, events, kinds
 from tasks.models import FINISHED, UNFINISHED, Batch, BatchMode, Job, JobEvent, JobStatus, empty_progress
 from telemetry import metrics
@@ -50,12 +50,13 @@ def born_queued(job: Job) -> Job:
     """
     job.status = JobStatus.QUEUED
     job.seq = QUEUED_SEQ
-    job.save(force_insert=True)
-    JobEvent.objects.bulk_create(
+    _JOBS.create(job)
+    _EVENTS.insert(
+        _EVENT_FIELDS,
         [
-            JobEvent(job=job, seq=ACCEPTED_SEQ, event="job.accepted", at=job.created_at),
-            JobEvent(job=job, seq=QUEUED_SEQ, event="job.queued", at=job.created_at),
-        ]
+            (job.pk, ACCEPTED_SEQ, "job.accepted", job.created_at, ""),
+            (job.pk, QUEUED_SEQ, "job.queued", job.created_at, ""),
+        ],
     )
     events.send_on_commit(events.job_changed, event="job.queued", job=job)
     log_on_commit("job.queued", job, logging.INFO, "")
@@ -165,13 +166,13 @@ def transition(
             # counts the part in flight (the email whose answer may still come: if it does, it is not resent).
             job.unknown_outcome = kinds.count_unknown(job.kind, job.pk)
         job.seq += 1
-        job.save(update_fields=_changed(job, values))
+        _JOBS.update(job, _changed(job, values))
         if job.parent_id is not None and job.status != before:
             events.child_moved.send(sender=None, job=job, old=before)
         if before == JobStatus.RUNNING and job.status != before:
             events.send_on_commit(events.slot_freed, kind=job.kind, owner_id=job.owner_id)
         failure = str(job.error.get("code", "")) if job.status == JobStatus.FAILED and job.error else ""
-        JobEvent.objects.create(job=job, seq=job.seq, event=event, at=job.updated_at, note=(note or failure)[:200])
+        _EVENTS.insert(_EVENT_FIELDS, [(job.pk, job.seq, event, job.updated_at, (note or failure)[:200])])
         events.send_on_commit(events.job_changed, event=event, job=job)
         if job.is_finished:
             # Counted when the outermost transaction commits, so a rolled-back final state never is.
@@ -188,6 +189,13 @@ _LOCKED = Prepared(
     lambda job_id: Job.objects.select_for_update().defer("search_text").filter(pk=job_id)[:1],
     job_id=Job._meta.pk,
 )
+
+
+# Every transition's writes, their SQL built once (patches.prepared.Writes): no receiver listens to either model's
+# save signals, which these do not send.
+_JOBS = Writes(Job)
+_EVENTS = Writes(JobEvent)
+_EVENT_FIELDS = ("job", "seq", "event", "at", "note")
 
 
 # The columns a transition may write (not the primary key, not the deferred search_text).
