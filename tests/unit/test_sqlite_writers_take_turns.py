@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from django.db import OperationalError, connections
 
+from patches.sqlite import base as base_module
 from patches.sqlite.base import DatabaseWrapper
 
 
@@ -99,3 +101,59 @@ def test_a_writer_that_waits_past_the_timeout_gets_database_is_locked(database: 
         holder._rollback()
         holder.close()
         waiter.close()
+
+
+def test_threads_of_one_process_wait_for_their_turn_without_polling(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers of one process queue on a lock of the process: only the one at its head polls the file lock,
+    so the thread holding the turn does not compete with the others for the GIL after each statement."""
+    attempts: list[str] = []
+    flock = fcntl.flock
+
+    def counted(fd: int, operation: int) -> None:
+        if operation & fcntl.LOCK_EX:
+            attempts.append(threading.current_thread().name)
+        flock(fd, operation)
+
+    holder = _wrapper(database)
+    holder.ensure_connection()
+    holder._start_transaction_under_autocommit()
+    monkeypatch.setattr(base_module.fcntl, "flock", counted)
+    began: list[str] = []
+
+    def write() -> None:
+        waiter = _wrapper(database)
+        waiter.ensure_connection()
+        waiter._start_transaction_under_autocommit()
+        began.append(threading.current_thread().name)
+        waiter.cursor().execute("INSERT INTO t VALUES (3)")
+        waiter._commit()
+        waiter.close()
+
+    threads = [threading.Thread(target=write, name=f"waiter-{n}") for n in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    try:
+        assert began == []
+        assert attempts == []  # not one poll while the turn was taken in this process
+    finally:
+        holder._commit()
+        holder.close()
+    for thread in threads:
+        thread.join(5)
+    assert sorted(began) == ["waiter-0", "waiter-1", "waiter-2"]
+    assert len(attempts) == 3  # each took the file lock once, at its turn
+
+
+def test_a_forked_child_starts_with_its_own_process_locks(database: Path) -> None:
+    held = base_module._process_lock(str(database))
+    held.acquire()
+    try:
+        base_module._forget_process_locks()  # what os.register_at_fork runs in a child
+        assert base_module._process_lock(str(database)) is not held
+        assert base_module._process_lock(str(database)).acquire(blocking=False)
+    finally:
+        held.release()
+        base_module._forget_process_locks()
