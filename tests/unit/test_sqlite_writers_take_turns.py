@@ -119,7 +119,7 @@ def test_threads_of_one_process_wait_for_their_turn_without_polling(
     holder = _wrapper(database)
     holder.ensure_connection()
     holder._start_transaction_under_autocommit()
-    monkeypatch.setattr(base_module.fcntl, "flock", counted)
+    monkeypatch.setattr(fcntl, "flock", counted)  # the module the patch calls it through
     began: list[str] = []
 
     def write() -> None:
