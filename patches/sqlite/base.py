@@ -7,29 +7,31 @@ steady stream of short transactions a waiter keeps waking to find the lock taken
 worker's claims waited most of their time there (docs/benchmarks.md, "where the time goes").
 
 So a transaction first takes an exclusive `flock` on `<database>.writers`, held until it commits or
-rolls back, so that it never waits in SQLite's handler. A waiter tries that lock again after 0.1, 0.2,
-0.5 and then every 1 ms, so it starts within a millisecond of the lock coming free. The wait is
-bounded by the database's `timeout` option, as SQLite's own is (then "database is locked"). Writes
-outside a transaction (autocommit) still meet SQLite's lock alone; the service writes in transactions.
+rolls back, so that it never waits in SQLite's handler. Threads of one process (Daphne's database
+threads) first queue on a lock of the process; the one at its head waits for the file lock in a
+blocking `flock`, which the kernel ends the moment the lock comes free. Waiting by polling cost either
+CPU (every 0.1 ms) or idle gaps in the one writer's turn (every 1 ms: about a third of a millisecond
+per hand-over, three hand-overs per job), and every poll took the GIL from the thread holding the turn
+(docs/benchmarks.md, "Throughput").
 
-Threads of one process (Daphne's database threads) first queue on a lock of the process, blocked in the
-kernel, so that only one of them polls the file lock. Each poll takes the GIL: with every waiting thread
-polling, the thread holding the turn waited for the GIL after each of its statements, and Daphne held the
-write lock three times as long as its CPU needed (docs/benchmarks.md, "Throughput").
+A blocking `flock` has no timeout, so a thread of its own does that wait (`_Waiter`), and the writer
+waits for it no longer than the database's `timeout` option, as SQLite's own wait is bounded (then
+"database is locked"). Writes outside a transaction (autocommit) still meet SQLite's lock alone; the
+service writes in transactions.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
-
-POLL_SECONDS = (0.0001, 0.0002, 0.0005, 0.001)  # then every 1 ms
 
 # One per database file: this process's threads take turns on it before the file lock.
 _in_process: dict[str, threading.Lock] = {}
@@ -41,11 +43,73 @@ def _process_lock(name: str) -> threading.Lock:
         return _in_process.setdefault(name, threading.Lock())
 
 
+@dataclass(eq=False)
+class _Request:
+    fd: int  # a duplicate of the connection's: the same lock, and still open if the connection closes
+    guard: threading.Lock = field(default_factory=threading.Lock)
+    done: threading.Event = field(default_factory=threading.Event)
+    taken: bool = False
+    abandoned: bool = False
+
+
+class _Waiter:
+    """The thread of this process that waits in a blocking `flock` for the writer at the head of its queue."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+        self.served = 0  # waits ended, taken or let go: what a test waits for
+
+    def take(self, fd: int, timeout: float) -> bool:
+        """Take the file lock of `fd` within `timeout` seconds; False (and not taken) if it stayed held."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True  # free: the usual case when the service is not busy, with no thread hop
+        except BlockingIOError:
+            pass
+        self._started()
+        request = _Request(os.dup(fd))
+        self._requests.put(request)
+        request.done.wait(timeout)
+        with request.guard:
+            if request.taken:
+                return True
+            request.abandoned = True  # the waiter lets the lock go again as soon as it gets it
+            return False
+
+    def _started(self) -> None:
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="sqlite-writers-waiter", daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            request = self._requests.get()
+            try:
+                fcntl.flock(request.fd, fcntl.LOCK_EX)
+                with request.guard:
+                    if request.abandoned:
+                        fcntl.flock(request.fd, fcntl.LOCK_UN)
+                    else:
+                        request.taken = True
+                    request.done.set()
+            finally:
+                os.close(request.fd)  # the lock stays with the connection's own descriptor
+                self.served += 1
+
+
+_waiter = _Waiter()
+
+
 def _forget_process_locks() -> None:
-    # A fork copies the locks as they were, maybe held by a thread the child does not have.
-    global _in_process_guard
+    # A fork copies the locks as they were, maybe held by a thread the child does not have, and not the
+    # waiter's thread.
+    global _in_process_guard, _waiter
     _in_process.clear()
     _in_process_guard = threading.Lock()
+    _waiter = _Waiter()
 
 
 os.register_at_fork(after_in_child=_forget_process_locks)
@@ -92,20 +156,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self._writers_fd is None:
             self._writers_fd = os.open(f"{name}.writers", os.O_RDWR | os.O_CREAT, 0o600)
         timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
-        deadline, attempt = time.monotonic() + timeout, 0
+        deadline = time.monotonic() + timeout
         process_lock = _process_lock(name)
         if not process_lock.acquire(timeout=timeout):
             raise OperationalError("database is locked (waited for this process's writers)")
         try:
-            while True:
-                try:
-                    fcntl.flock(self._writers_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise OperationalError("database is locked (waited for the writers' lock)") from None
-                    time.sleep(POLL_SECONDS[min(attempt, len(POLL_SECONDS) - 1)])
-                    attempt += 1
+            if not _waiter.take(self._writers_fd, max(0.0, deadline - time.monotonic())):
+                raise OperationalError("database is locked (waited for the writers' lock)")
         except BaseException:
             process_lock.release()
             raise

@@ -157,3 +157,50 @@ def test_a_forked_child_starts_with_its_own_process_locks(database: Path) -> Non
     finally:
         held.release()
         base_module._forget_process_locks()
+
+
+def test_a_writer_waits_for_another_process_s_turn_and_gives_up_at_its_timeout(database: Path) -> None:
+    """The file lock held by another open file (as another process holds it): the writer waits for it in the
+    waiter thread, gets `database is locked` at its timeout, and the waiter lets the lock go once it gets it."""
+    waiter = _wrapper(database, timeout=0.2)
+    waiter.ensure_connection()
+    served = base_module._waiter.served
+    with open(f"{database}.writers", "a+") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(OperationalError, match="waited for the writers' lock"):
+            waiter._start_transaction_under_autocommit()
+        assert not waiter._holding
+        fcntl.flock(other, fcntl.LOCK_UN)
+    # The abandoned wait ends with the lock let go, so the next turn, in this process or another, is free.
+    deadline = time.monotonic() + 5
+    while base_module._waiter.served == served and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert base_module._waiter.served == served + 1
+    assert _writers_lock_free(database)
+    waiter._start_transaction_under_autocommit()
+    assert waiter._holding
+    waiter._rollback()
+    waiter.close()
+
+
+def test_a_writer_begins_when_another_process_s_turn_ends(database: Path) -> None:
+    order: list[str] = []
+    with open(f"{database}.writers", "a+") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+
+        def write() -> None:
+            writer = _wrapper(database)
+            writer.ensure_connection()
+            writer._start_transaction_under_autocommit()
+            order.append("writer began")
+            writer._rollback()
+            writer.close()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        thread.join(0.3)
+        assert thread.is_alive() and order == []
+        order.append("other let go")
+        fcntl.flock(other, fcntl.LOCK_UN)
+        thread.join(5)
+    assert order == ["other let go", "writer began"]
