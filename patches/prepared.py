@@ -25,9 +25,11 @@ the project built this way with the ORM's own result.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,6 +52,11 @@ class _Plan:
     sql: str
     params: tuple[Any, ...]
     slots: dict[str, tuple[int, ...]]  # argument -> the positions of its value among the params
+    # The row converters of each connection (bound to its operations), worked out on its first run: Django
+    # works them out again on every run, a quarter of a transition's read of the job's row.
+    converters: weakref.WeakKeyDictionary[Any, dict[int, Any]] = dataclasses.field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
 
 class Prepared(Generic[M, R]):
@@ -90,6 +97,12 @@ class Prepared(Generic[M, R]):
         compiler.using = using
         sql = plan.sql
         compiler.as_sql = lambda *args, **kwargs: (sql, tuple(params))  # type: ignore[method-assign]
+        converters = plan.converters.get(connection)
+        if converters is None:
+            converters = plan.converters[connection] = compiler.get_converters(
+                [column[0] for column in compiler.select[: compiler.col_count]]
+            )
+        compiler.get_converters = lambda expressions: converters  # type: ignore[method-assign]
         queryset.query.get_compiler = lambda *args, **kwargs: compiler  # type: ignore[method-assign]
         return queryset
 

@@ -89,6 +89,28 @@ def test_a_prepared_query_is_compiled_once_per_process(owners: list[User], monke
     assert second == set(Job.objects.filter(owner=owners[1]).values_list("pk", flat=True))
 
 
+def test_a_prepared_query_works_out_its_row_converters_once_per_connection(
+    owners: list[User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = Prepared(lambda owner_id: Job.objects.filter(owner_id=owner_id), owner_id=Job._meta.get_field("owner"))
+    query.all(owner_id=owners[0].pk)
+    worked_out = 0
+    get_converters = SQLCompiler.get_converters
+
+    def counted(self: SQLCompiler, expressions: Any) -> Any:
+        nonlocal worked_out
+        worked_out += 1
+        return get_converters(self, expressions)
+
+    monkeypatch.setattr(SQLCompiler, "get_converters", counted)
+    second = query.all(owner_id=owners[1].pk)
+    assert worked_out == 0
+    # Still converted: JSON to dicts, datetimes aware, as the ORM gives them.
+    expected = {job.pk: (job.params, job.created_at) for job in Job.objects.filter(owner=owners[1])}
+    assert {job.pk: (job.params, job.created_at) for job in second} == expected
+    assert all(isinstance(job.params, dict) and job.created_at.tzinfo is not None for job in second)
+
+
 def test_notices_in_hello_are_those_of_the_users_audience_and_unexpired(owners: list[User]) -> None:
     member, outsider, _ = owners
     ops = Group.objects.create(name="ops")
