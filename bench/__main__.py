@@ -37,7 +37,7 @@ BENCHMARKS = {
     "batches": 600,  # ~250 s (~330 s on PostgreSQL): the baseline's 10,000 single submits take most of it
     # ~360 s: 5,000 sockets on each server, and up to 180 s after each restart
     "reconnect_storm": 720,
-    "prepared_queries": 120,  # ~15 s: the hot reads, prepared and as the ORM builds them
+    "prepared_queries": 120,  # ~20 s: the hot reads and writes, prepared and as the ORM builds them
 }
 
 

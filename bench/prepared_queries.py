@@ -1,4 +1,4 @@
-"""Benchmark 10: the hot reads compiled once (patches.prepared) against the ORM compiling them every time.
+"""Benchmark 10: the hot reads and writes built once (patches.prepared) against the ORM compiling them every time.
 
     .venv/bin/python -m bench.prepared_queries [--calls 2000] [--json FILE]
 
@@ -10,6 +10,11 @@ was written before (a queryset compiled on each call), alternating in rounds of
 `--calls` / 10 so that both see the same machine. Reported: CPU µs per call (this
 process's, median of the rounds), and the database work of one connect (token,
 groups, hello), the sum of its reads.
+
+The writes (patches.prepared.Writes) the same way, each in its own transaction as
+the service makes them, against the `save()` / `create()` they replaced: a
+transition's UPDATE of the job with its event INSERT, a submit's INSERT of a job
+born queued with its two events, and a job's final notification.
 """
 
 from __future__ import annotations
@@ -81,6 +86,94 @@ def pairs(owner: Any, raw_token: str, job_id: Any) -> dict[str, tuple[Callable[[
     }
 
 
+def write_pairs(owner: Any, job_id: Any) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
+    """name -> (the ORM's save/create as before, the project's Writes), each writing the same rows.
+
+    `owner` and `job_id` are a user and job of their own: the rows written here leave the reads' user as seeded.
+    """
+    import itertools
+    import uuid
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from notifications import inbox
+    from notifications.models import Level, Notification, NotificationKind
+    from tasks import transitions
+    from tasks.models import Job, JobEvent, JobStatus
+
+    job = Job.objects.get(pk=job_id)
+    serial = itertools.count(1)
+    fields = ["status", "seq", "heartbeat_at", "updated_at"]
+
+    def moved() -> None:
+        job.seq += 1
+        job.heartbeat_at = timezone.now()
+
+    def orm_transition() -> None:
+        with transaction.atomic():
+            moved()
+            job.save(update_fields=fields)
+            JobEvent.objects.create(job=job, seq=job.seq, event="job.progress", at=job.updated_at, note="")
+
+    def prepared_transition() -> None:
+        with transaction.atomic():
+            moved()
+            transitions._JOBS.update(job, fields)
+            transitions._EVENTS.insert(
+                transitions._EVENT_FIELDS, [(job.pk, job.seq, "job.progress", job.updated_at, "")]
+            )
+
+    def new_job() -> Job:
+        number = next(serial)
+        return Job(
+            id=uuid.uuid4(), owner=owner, kind="demo.countdown", params={"steps": 10}, request_id=f"write-{number}"
+        )
+
+    def orm_submit() -> None:
+        with transaction.atomic():
+            created = new_job()
+            created.status, created.seq = JobStatus.QUEUED, transitions.QUEUED_SEQ
+            created.save(force_insert=True)
+            JobEvent.objects.bulk_create(
+                [
+                    JobEvent(job=created, seq=transitions.ACCEPTED_SEQ, event="job.accepted", at=created.created_at),
+                    JobEvent(job=created, seq=transitions.QUEUED_SEQ, event="job.queued", at=created.created_at),
+                ]
+            )
+
+    def prepared_submit() -> None:
+        # What transitions.born_queued writes (without its on-commit event and log line, which neither pays here).
+        with transaction.atomic():
+            created = new_job()
+            created.status, created.seq = JobStatus.QUEUED, transitions.QUEUED_SEQ
+            transitions._JOBS.create(created)
+            transitions._EVENTS.insert(
+                transitions._EVENT_FIELDS,
+                [
+                    (created.pk, transitions.ACCEPTED_SEQ, "job.accepted", created.created_at, ""),
+                    (created.pk, transitions.QUEUED_SEQ, "job.queued", created.created_at, ""),
+                ],
+            )
+
+    def notification() -> Notification:
+        return Notification(user=owner, kind=NotificationKind.JOB_SUCCEEDED, level=Level.INFO, text="done", job=job)
+
+    def orm_notification() -> None:
+        with transaction.atomic():
+            notification().save(force_insert=True)
+
+    def prepared_notification() -> None:
+        with transaction.atomic():
+            inbox._NOTIFICATIONS.create(notification())
+
+    return {
+        "transition's UPDATE and event INSERT (a transaction)": (orm_transition, prepared_transition),
+        "submit's job INSERT and its 2 events (a transaction)": (orm_submit, prepared_submit),
+        "final notification INSERT (a transaction)": (orm_notification, prepared_notification),
+    }
+
+
 def seed(owner: Any) -> Any:
     from notifications.models import Notice, Notification, NotificationKind
     from tasks.models import Job, JobStatus
@@ -101,10 +194,19 @@ def seed(owner: Any) -> Any:
     return jobs[0].pk
 
 
+def seed_job(owner: Any) -> Any:
+    from tasks.models import Job, JobStatus
+
+    return Job.objects.create(
+        owner=owner, kind="demo.countdown", params={}, status=JobStatus.RUNNING, request_id="w"
+    ).pk
+
+
 def measure(calls: int) -> dict[str, tuple[float, float]]:
     owner, raw_token = make_user("prepared")
     job_id = seed(owner)
-    work = pairs(owner, raw_token, job_id)
+    writer, _ = make_user("prepared-writes")
+    work = {**pairs(owner, raw_token, job_id), **write_pairs(writer, seed_job(writer))}
     for orm, prepared in work.values():
         orm(), prepared()  # compile the prepared ones, warm the caches of both
     times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in work}
@@ -116,10 +218,10 @@ def measure(calls: int) -> dict[str, tuple[float, float]]:
 
 
 def rows(measured: dict[str, tuple[float, float]]) -> list[Row]:
-    name = "10 prepared reads, CPU per call"
+    name = "10 prepared reads and writes, CPU per call"
     out = [
-        Row(name, f"{read} (baseline: the ORM compiling it each call)", f"{orm * 1e6:.0f} µs", f"{mine * 1e6:.0f} µs")
-        for read, (orm, mine) in measured.items()
+        Row(name, f"{what} (baseline: the ORM compiling it each call)", f"{orm * 1e6:.0f} µs", f"{mine * 1e6:.0f} µs")
+        for what, (orm, mine) in measured.items()
     ]
     connect = ("hello snapshot (2 queries)", "hello notices", "unread count", "auth groups", "token handshake")
     orm, mine = (sum(measured[read][side] for read in connect) for side in (0, 1))
