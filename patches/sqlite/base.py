@@ -23,6 +23,7 @@ service writes in transactions.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import queue
 import threading
@@ -32,6 +33,8 @@ from typing import Any
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
+
+logger = logging.getLogger(__name__)
 
 # One per database file: this process's threads take turns on it before the file lock.
 _in_process: dict[str, threading.Lock] = {}
@@ -50,6 +53,7 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
     taken: bool = False
     abandoned: bool = False
+    failed: bool = False
 
 
 class _Waiter:
@@ -62,7 +66,9 @@ class _Waiter:
         self.served = 0  # waits ended, taken or let go: what a test waits for
 
     def take(self, fd: int, timeout: float) -> bool:
-        """Take the file lock of `fd` within `timeout` seconds; False (and not taken) if it stayed held."""
+        """Take the file lock of `fd` within `timeout` seconds; False (and not taken) if it stayed held.
+
+        OperationalError if the wait itself failed."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True  # free: the usual case when the service is not busy, with no thread hop
@@ -75,6 +81,8 @@ class _Waiter:
         with request.guard:
             if request.taken:
                 return True
+            if request.failed:
+                raise OperationalError("could not wait for the writers' lock (see the log)")
             request.abandoned = True  # the waiter lets the lock go again as soon as it gets it
             return False
 
@@ -94,8 +102,12 @@ class _Waiter:
                         fcntl.flock(request.fd, fcntl.LOCK_UN)
                     else:
                         request.taken = True
-                    request.done.set()
+            except OSError:
+                # Not taken: its writer gets an error now, and this thread serves the next.
+                logger.exception("could not wait for the SQLite writers' lock")
+                request.failed = True
             finally:
+                request.done.set()
                 os.close(request.fd)  # the lock stays with the connection's own descriptor
                 self.served += 1
 

@@ -204,3 +204,40 @@ def test_a_writer_begins_when_another_process_s_turn_ends(database: Path) -> Non
         fcntl.flock(other, fcntl.LOCK_UN)
         thread.join(5)
     assert order == ["other let go", "writer began"]
+
+
+def test_a_wait_that_fails_answers_its_writer_and_the_waiter_serves_the_next(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error in the waiter's blocking flock fails that one writer with it (not with a timeout), and the
+    waiter thread lives on to serve the next writer that has to wait."""
+    writer = _wrapper(database, timeout=20)
+    writer.ensure_connection()
+    flock = fcntl.flock
+    failures = [OSError(9, "injected")]
+    waiting = threading.Event()
+
+    def failing(fd: int, operation: int) -> None:
+        if operation == fcntl.LOCK_EX:  # the waiter's blocking call: the first one fails
+            if failures:
+                raise failures.pop()
+            waiting.set()
+        flock(fd, operation)
+
+    def let_go_once_waited_for(fd: int) -> None:
+        waiting.wait(10)
+        flock(fd, fcntl.LOCK_UN)
+
+    with open(f"{database}.writers", "a+") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        monkeypatch.setattr(fcntl, "flock", failing)
+        with pytest.raises(OperationalError, match="could not wait for the writers' lock"):
+            writer._start_transaction_under_autocommit()
+        assert not writer._holding
+        served = base_module._waiter.served
+        threading.Thread(target=let_go_once_waited_for, args=(other.fileno(),)).start()
+        writer._start_transaction_under_autocommit()  # waits in the waiter until the other lets go
+    assert writer._holding
+    assert base_module._waiter.served == served + 1
+    writer._rollback()
+    writer.close()
