@@ -107,9 +107,9 @@ class _Waiter:
                 logger.exception("could not wait for the SQLite writers' lock")
                 request.failed = True
             finally:
-                request.done.set()
                 os.close(request.fd)  # the lock stays with the connection's own descriptor
-                self.served += 1
+                self.served += 1  # before its writer goes on, so that what it sees counts this wait
+                request.done.set()
 
 
 _waiter = _Waiter()
