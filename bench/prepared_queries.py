@@ -42,7 +42,7 @@ def pairs(owner: Any, raw_token: str, job_id: Any) -> dict[str, tuple[Callable[[
     from django.db.models import Q
     from django.utils import timezone
 
-    from accounts import tokens
+    from accounts import groups, tokens
     from accounts.models import ApiToken
     from notifications import inbox, notices
     from notifications.models import Notice, Notification
@@ -79,7 +79,7 @@ def pairs(owner: Any, raw_token: str, job_id: Any) -> dict[str, tuple[Callable[[
         ),
         "auth groups": (
             lambda: list(owner.groups.values_list("id", flat=True)),
-            lambda: notices.group_ids(owner),
+            lambda: groups.group_ids(owner.pk),
         ),
         "token handshake": (orm_token, lambda: tokens._ACTIVE_TOKEN.first(hashed=tokens.digest(raw_token))),
         "transition's locked read (in a transaction)": (orm_locked_read, prepared_locked_read),

@@ -23,6 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from accounts import groups
 from accounts.credentials import Credential
 from gateway import frames, ops, protocol, recheck, throttle
 from gateway.protocol import (
@@ -186,7 +187,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         if read_with_the_token is not None:
             self.group_ids = read_with_the_token
         else:
-            self.group_ids = await database_to_async(notices.group_ids)(self.user)
+            self.group_ids = await database_to_async(groups.group_ids)(self.user.pk)
         self.audience = (EVERYONE, *(auth_group(group_id) for group_id in self.group_ids))
         for group in self.audience:
             await self.channel_layer.group_add(group, self.channel_name)

@@ -31,7 +31,6 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts import groups
 from notifications import events, inbox
 from notifications.models import NOTICE_MAX_CHARS, Level, Notice
 from patches.prepared import Prepared
@@ -109,10 +108,6 @@ def broadcast(
 def active_for(user_id: int) -> list[Notice]:
     """The unexpired notices addressed to everyone or to an auth group the user is in, newest first."""
     return _ACTIVE.all(user_id=user_id, now=timezone.now())
-
-
-def group_ids(user: User) -> list[int]:
-    return groups.group_ids(user.pk)
 
 
 # Part of every socket's connect: compiled once (patches.prepared), as the ORM's compile was most of

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
-from accounts import tokens
+from accounts import groups, tokens
 from notifications import inbox, notices
 from notifications.models import Notice, Notification, NotificationKind
 from patches.prepared import Prepared
@@ -122,8 +122,8 @@ def test_notices_in_hello_are_those_of_the_users_audience_and_unexpired(owners: 
     Notice.objects.create(text="other group", level="info", group=Group.objects.create(name="other"))
     assert notices.active_for(member.pk) == [to_ops, everyone]
     assert notices.active_for(outsider.pk) == [everyone]
-    assert notices.group_ids(member) == [ops.pk]
-    assert notices.group_ids(outsider) == []
+    assert groups.group_ids(member.pk) == [ops.pk]
+    assert groups.group_ids(outsider.pk) == []
     now = timezone.now()
     orm = Notice.objects.filter(
         Q(group__isnull=True) | Q(group__in=member.groups.all()), Q(expires_at__isnull=True) | Q(expires_at__gt=now)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -10,6 +12,7 @@ from django.contrib.auth.models import Group, User
 
 from accounts import tokens
 from core.asgi import application
+from gateway import consumers
 from notifications import notices
 from notifications.models import Level
 
@@ -23,10 +26,11 @@ async def test_a_token_socket_joins_its_users_groups_with_no_read_of_its_own(
     await database_sync_to_async(user.groups.add)(ops)
     _, raw = await database_sync_to_async(tokens.create)(user, "script")
 
-    def second_trip(_: User) -> list[int]:
+    def second_trip(_: int) -> list[int]:
         raise AssertionError("the consumer read the groups again")
 
-    monkeypatch.setattr(notices, "group_ids", second_trip)
+    # The consumer's own read (accounts.websocket reads them through the module itself, with the token).
+    monkeypatch.setattr(consumers, "groups", SimpleNamespace(group_ids=second_trip))
     headers = [(b"authorization", f"Bearer {raw}".encode())]
     communicator = WebsocketCommunicator(application, "/ws/jobs/", headers=headers)
     connected, _ = await communicator.connect()
