@@ -165,26 +165,17 @@ class Writes(Generic[M]):
 
     def __init__(self, model: type[M]) -> None:
         self._model = model
-        self._table = model._meta.db_table
         primary_key = model._meta.pk
         assert primary_key is not None  # every model has one
         self._primary_key: Field[Any, Any] = primary_key
-        self._sql: dict[tuple[str, ...], str] = {}
+        # (statement, vendor, rows, returning, names) -> its SQL and the fields whose values it takes, in order
+        self._statements: dict[tuple[Any, ...], tuple[str, list[Field[Any, Any]]]] = {}
 
     def update(self, instance: M, fields: Sequence[str], using: str = "default") -> None:
         """Write `fields` of an existing row, as `instance.save(update_fields=fields)` does."""
         connection = connections[using]
-        chosen = self._fields(fields)
+        sql, chosen = self._statement(connection, "update", tuple(fields))
         values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in chosen]
-        key = ("update", connection.vendor, *fields)
-        sql = self._sql.get(key)
-        if sql is None:
-            quote = connection.ops.quote_name
-            assignments = ", ".join(f"{quote(_column(field))} = %s" for field in chosen)
-            where = f"{quote(_column(self._primary_key))} = %s"
-            # Names from the model's own metadata, quoted; every value is a parameter.
-            sql = f"UPDATE {quote(self._table)} SET {assignments} WHERE {where}"  # noqa: S608
-            self._sql[key] = sql
         primary_key = self._primary_key.get_db_prep_value(instance.pk, connection, prepared=False)
         with connection.cursor() as cursor:
             cursor.execute(sql, [*values, primary_key])
@@ -195,47 +186,61 @@ class Writes(Generic[M]):
         """Insert the instance's row, as `instance.save(force_insert=True)` does: a primary key the database
         assigns (an AutoField left None) is read back with RETURNING and set on the instance."""
         generated = instance.pk is None and self._primary_key.db_returning
-        fields = [field for field in self._model._meta.concrete_fields if not (generated and field.primary_key)]
-        values = [[field.pre_save(instance, True) for field in fields]]
-        row = self._insert(connections[using], fields, values, returning=generated)
-        if row is not None:
-            instance.pk = row[0]
+        meta = self._model._meta
+        names = tuple(field.attname for field in meta.concrete_fields if not (generated and field.primary_key))
+        connection = connections[using]
+        sql, fields = self._statement(connection, "insert", names, returning=generated)
+        values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            if generated:
+                instance.pk = cursor.fetchone()[0]
         instance._state.adding = False
         instance._state.db = using
 
     def insert(self, fields: Sequence[str], rows: Sequence[Sequence[Any]], using: str = "default") -> None:
         """Insert rows of values for `fields`, as given: no defaults, no `auto_now`, no id read back."""
-        self._insert(connections[using], self._fields(fields), rows)
-
-    def _fields(self, names: Sequence[str]) -> list[Field[Any, Any]]:
-        fields = [self._model._meta.get_field(name) for name in names]
-        concrete = [field for field in fields if isinstance(field, Field) and field.concrete]
-        if len(concrete) != len(fields):
-            raise ValueError(f"not all are columns of {self._model._meta.label}: {names}")
-        return concrete
-
-    def _insert(
-        self, connection: Any, fields: list[Field[Any, Any]], rows: Sequence[Sequence[Any]], returning: bool = False
-    ) -> tuple[Any, ...] | None:
-        key = ("insert", connection.vendor, str(len(rows)), str(returning), *(_column(field) for field in fields))
-        sql = self._sql.get(key)
-        if sql is None:
-            quote = connection.ops.quote_name
-            row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-            columns = ", ".join(quote(_column(field)) for field in fields)
-            # Names from the model's own metadata, quoted; every value is a parameter.
-            sql = f"INSERT INTO {quote(self._table)} ({columns}) VALUES {', '.join([row] * len(rows))}"  # noqa: S608
-            if returning:  # SQLite 3.35 and PostgreSQL have RETURNING, and Django 5.2 requires both
-                sql += f" RETURNING {quote(_column(self._primary_key))}"
-            self._sql[key] = sql
+        connection = connections[using]
+        sql, chosen = self._statement(connection, "insert", tuple(fields), rows=len(rows))
         params = [
             field.get_db_prep_save(value, connection)
             for values in rows
-            for field, value in zip(fields, values, strict=True)
+            for field, value in zip(chosen, values, strict=True)
         ]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchone() if returning else None
+
+    def _statement(
+        self, connection: Any, statement: str, names: tuple[str, ...], rows: int = 1, returning: bool = False
+    ) -> tuple[str, list[Field[Any, Any]]]:
+        key = (statement, connection.vendor, rows, returning, names)
+        built = self._statements.get(key)
+        if built is None:
+            built = self._statements[key] = self._build(connection, statement, names, rows, returning)
+        return built
+
+    def _build(
+        self, connection: Any, statement: str, names: tuple[str, ...], rows: int, returning: bool
+    ) -> tuple[str, list[Field[Any, Any]]]:
+        meta, quote = self._model._meta, connection.ops.quote_name
+        fields: list[Field[Any, Any]] = []
+        for name in names:
+            field = meta.get_field(name)
+            if not (isinstance(field, Field) and field.concrete):
+                raise ValueError(f"{name} is not a column of {meta.label}")
+            fields.append(field)
+        columns = [quote(_column(field)) for field in fields]
+        table, primary_key = quote(meta.db_table), quote(_column(self._primary_key))
+        # Names from the model's own metadata, quoted; every value is a parameter.
+        if statement == "update":
+            assignments = ", ".join(f"{column} = %s" for column in columns)
+            sql = f"UPDATE {table} SET {assignments} WHERE {primary_key} = %s"  # noqa: S608
+        else:
+            row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"  # noqa: S608
+            if returning:  # SQLite 3.35 and PostgreSQL have RETURNING, and Django 5.2 requires both
+                sql += f" RETURNING {primary_key}"
+        return sql, fields
 
 
 def _column(field: Field[Any, Any]) -> str:
