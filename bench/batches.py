@@ -32,7 +32,7 @@ baseline's 10,000 submits are not refused.
    `tasks.services.start` and `succeed` as a worker's task would, alternating
    blocks of 100 jobs of each. Reported per transition (wall clock), and the
    time spent inside the batch's receiver (tasks.batches.child_moved: the counter
-   UPDATE, the read of the counters and what follows from them), timed by
+   UPDATE, which returns the counters, and what follows from them), timed by
    wrapping it. A standalone job's succeed also records the owner's
    notification, which a child does not (its batch does, once): so the start
    transitions compare the counter update alone (the batch's coalesced progress

@@ -170,6 +170,8 @@ class Writes(Generic[M]):
         self._primary_key: Field[Any, Any] = primary_key
         # (statement, vendor, rows, returning, names) -> its SQL and the fields whose values it takes, in order
         self._statements: dict[tuple[Any, ...], tuple[str, list[Field[Any, Any]]]] = {}
+        # per connection: the converters of each column a RETURNING of the whole row gives back
+        self._converters: weakref.WeakKeyDictionary[Any, list[tuple[list[Any], Any]]] = weakref.WeakKeyDictionary()
 
     def update(self, instance: M, fields: Sequence[str], using: str = "default") -> None:
         """Write `fields` of an existing row, as `instance.save(update_fields=fields)` does."""
@@ -210,6 +212,35 @@ class Writes(Generic[M]):
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
 
+    def add(self, pk: Any, amounts: dict[str, int], using: str = "default") -> M:
+        """Add to integer columns of one row in the database (`SET n = n + %s`, like an update with F()),
+        and return the row as it is after: one statement (UPDATE … RETURNING) for Django's update and get."""
+        connection = connections[using]
+        names = tuple(amounts)
+        sql, returned = self._statement(connection, "add", names, returning=True)
+        primary_key = self._primary_key.get_db_prep_value(pk, connection, prepared=False)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*(int(amounts[name]) for name in names), primary_key])
+            row = cursor.fetchone()
+        if row is None:
+            raise DatabaseError(f"{self._model._meta.label} {pk}: the update found no row")
+        return self._model.from_db(using, [field.attname for field in returned], self._converted(connection, row))
+
+    def _converted(self, connection: Any, row: Sequence[Any]) -> list[Any]:
+        """A returned row's values as the ORM reads them (booleans, JSON, datetimes: the backend's and the
+        fields' converters), as SQLInsertCompiler does for the columns an INSERT returns."""
+        converters = self._converters.get(connection)
+        if converters is None:
+            converters = self._converters[connection] = [
+                (connection.ops.get_db_converters(column) + column.get_db_converters(connection), column)
+                for column in (field.get_col(self._model._meta.db_table) for field in self._model._meta.concrete_fields)
+            ]
+        values = list(row)
+        for position, (functions, column) in enumerate(converters):
+            for function in functions:
+                values[position] = function(values[position], column, connection)
+        return values
+
     def _statement(
         self, connection: Any, statement: str, names: tuple[str, ...], rows: int = 1, returning: bool = False
     ) -> tuple[str, list[Field[Any, Any]]]:
@@ -235,12 +266,25 @@ class Writes(Generic[M]):
         if statement == "update":
             assignments = ", ".join(f"{column} = %s" for column in columns)
             sql = f"UPDATE {table} SET {assignments} WHERE {primary_key} = %s"  # noqa: S608
+        elif statement == "add":
+            if any(field.get_internal_type() not in _INTEGERS for field in fields):
+                raise ValueError(f"add takes integer columns of {meta.label}, not {', '.join(names)}")
+            assignments = ", ".join(f"{column} = {column} + %s" for column in columns)
+            every = list(meta.concrete_fields)
+            returned = ", ".join(quote(_column(field)) for field in every)
+            sql = f"UPDATE {table} SET {assignments} WHERE {primary_key} = %s RETURNING {returned}"  # noqa: S608
+            return sql, every
         else:
             row = "(" + ", ".join(["%s"] * len(columns)) + ")"
             sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"  # noqa: S608
             if returning:  # SQLite 3.35 and PostgreSQL have RETURNING, and Django 5.2 requires both
                 sql += f" RETURNING {primary_key}"
         return sql, fields
+
+
+_INTEGERS = frozenset(
+    ("IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField")
+)
 
 
 def _column(field: Field[Any, Any]) -> str:

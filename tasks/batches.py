@@ -39,9 +39,10 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.utils import timezone
 
+from patches.prepared import Prepared, Writes
 from tasks import broker, bulk, events, history, kinds, transitions
 from tasks.errors import InvalidParams, ServiceError
 from tasks.models import (
@@ -241,15 +242,22 @@ def send_children(batch_id: uuid.UUID) -> int:
 # --- the counters, in each child's transition ------------------------------------------------------
 
 
+# Every child's transition moves its batch's counters: both statements are built once per process (issue 19).
+_COUNTERS = Writes(Batch)
+_QUEUED_BATCH = Prepared(
+    lambda batch_id: Job.objects.filter(pk=batch_id, status=JobStatus.QUEUED).values_list("pk", flat=True)[:1],
+    batch_id=Job._meta.get_field("id"),
+)
+
+
 def child_moved(sender: Any, job: Job, old: str, **fields: Any) -> None:
     """A child changed state, in its transition's transaction: move the counters, then the batch."""
     assert job.parent_id is not None
     batch_id = job.parent_id
-    Batch.objects.filter(pk=batch_id).update(**{old: F(old) - 1, job.status: F(job.status) + 1})
-    counts = Batch.objects.get(pk=batch_id)
+    counts = _COUNTERS.add(batch_id, {old: -1, job.status: +1})
     if job.status == JobStatus.QUEUED and old in FINISHED:
         _reopen(batch_id, counts)
-    elif job.status == JobStatus.RUNNING and Job.objects.filter(pk=batch_id, status=JobStatus.QUEUED).exists():
+    elif job.status == JobStatus.RUNNING and _QUEUED_BATCH.first(batch_id=batch_id) is not None:
         # Only the first child to start moves the batch (a plain read first: the others need no lock on it).
         _start(batch_id, counts)
     if counts.finished >= counts.total:

@@ -26,7 +26,7 @@ from django.utils import timezone
 from notifications.models import Level, Notification, NotificationKind
 from patches.prepared import Writes
 from tasks import services, transitions
-from tasks.models import Job, JobEvent, JobStatus
+from tasks.models import BATCH_KIND, Batch, BatchMode, Job, JobEvent, JobStatus
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +125,36 @@ def test_insert_writes_several_rows_in_one_statement() -> None:
 
     stored = list(JobEvent.objects.filter(job=job).order_by("seq").values_list("job_id", "seq", "event", "at", "note"))
     assert stored == rows
+
+
+def _batch(**counts: int) -> Batch:
+    parent = _new_job(kind=BATCH_KIND)
+    parent.save(force_insert=True)
+    return Batch.objects.create(job=parent, mode=BatchMode.PARALLEL, total=5, **counts)
+
+
+def test_add_moves_counters_and_returns_the_row_as_the_orm_reads_it() -> None:
+    batch = _batch(queued=3, running=1)
+
+    returned = Writes(Batch).add(batch.pk, {"queued": -1, "running": +1})
+    again = Writes(Batch).add(batch.pk, {"running": -1, "succeeded": +1})
+
+    stored = Batch.objects.get(pk=batch.pk)
+    assert (stored.queued, stored.running, stored.succeeded) == (2, 1, 1)
+    assert (returned.queued, returned.running, returned.succeeded) == (2, 2, 0)  # the row after its own change
+    assert _row(Batch, again.pk) == {
+        field.attname: getattr(again, field.attname) for field in Batch._meta.concrete_fields
+    }
+    # converted as the ORM converts: SQLite gives 0 for a boolean, which must come back False, not 0
+    assert again.cancel_requested is False and again.mode == BatchMode.PARALLEL
+    assert again._state.adding is False and again._state.db == "default"
+
+
+def test_add_of_a_missing_row_raises_and_of_a_non_integer_column_is_refused() -> None:
+    with pytest.raises(DatabaseError, match="no row"):
+        Writes(Batch).add(uuid.uuid4(), {"queued": 1})
+    with pytest.raises(ValueError, match="integer columns"):
+        Writes(Batch).add(_batch().pk, {"mode": 1})
 
 
 @contextmanager
