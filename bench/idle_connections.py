@@ -15,7 +15,8 @@ to 2 s after the last socket opened; the connect rate, sockets opened per
 second from the first handshake to the last hello (token check, connection
 count, group joins and the hello snapshot, with client and server on the same
 2 cores), and the same rate while the first and while the last quarter of the
-sockets opened (does it slow down as sockets accumulate?).
+sockets opened (does it slow down as sockets accumulate?); and Daphne's CPU time
+(all its threads) per socket opened, over the same span and the 2 s after.
 
 Baseline, in the same run, the same way: bench.bare_asgi, a bare Channels app
 on the same settings and channel layer, whose consumer accepts, sends a
@@ -51,6 +52,7 @@ from bench.harness import (
     Talker,
     child_lines,
     child_say,
+    cpu_seconds,
     make_user,
     open_sockets,
     parser,
@@ -73,6 +75,7 @@ class Measured:
     started: float  # time.time() of the first handshake
     rss_before: int  # KiB, Daphne with the warm-up socket
     rss_after: int  # KiB, Daphne with every socket open
+    cpu: float  # s, Daphne's CPU time from the first handshake to the last hello (and the 2 s idle after)
 
     @property
     def opened(self) -> int:
@@ -162,10 +165,10 @@ def measure(
     try:
         open_from([warm], ws_url, [warm_token], 1, budget)
         time.sleep(1)
-        before = procfs.rss_kib(pid)
+        before, cpu_before = procfs.rss_kib(pid), cpu_seconds(pid)
         reports = open_from(clients, ws_url, tokens, max(1, IN_FLIGHT // processes), budget)
         time.sleep(2)  # idle: let the server settle
-        after = procfs.rss_kib(pid)
+        after, cpu = procfs.rss_kib(pid), cpu_seconds(pid) - cpu_before
     finally:
         bench_stack.stop_daphne()  # first, so the clients' sockets need no closing handshakes
         for talker in [warm, *clients]:
@@ -173,7 +176,7 @@ def measure(
             bench_stack.stop(talker.process)
     opened_at = sorted(t for r in reports for t in r["opened_at"])
     started = min(r["started"] for r in reports)
-    return Measured(opened_at, sum(r["failed"] for r in reports), started, before, after)
+    return Measured(opened_at, sum(r["failed"] for r in reports), started, before, after, cpu)
 
 
 def run(connections: int, processes: int, budget: float) -> list[Row]:
@@ -190,6 +193,9 @@ def run(connections: int, processes: int, budget: float) -> list[Row]:
 def rows(name: str, connections: int, bare: Measured, ours: Measured) -> list[Row]:
     def mib(kib: int) -> str:
         return f"{kib / 1024:.0f} MiB"
+
+    def cpu_per(measured: Measured) -> str:
+        return f"{measured.cpu / max(measured.opened, 1) * 1000:.2f} ms"
 
     def quarters(measured: Measured) -> str:
         first, last = measured.quarter_rates()
@@ -212,6 +218,7 @@ def rows(name: str, connections: int, bare: Measured, ours: Measured) -> list[Ro
         ),
         Row(name, "connect rate (handshake + hello)", f"{bare.rate:.0f} /s", f"{ours.rate:.0f} /s"),
         Row(name, "connect rate, first / last quarter of the sockets", quarters(bare), quarters(ours)),
+        Row(name, "Daphne CPU per connect", cpu_per(bare), cpu_per(ours)),
         Row(
             name,
             "opened / failed",
