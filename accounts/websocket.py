@@ -8,7 +8,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 
-from accounts import groups, tokens
+from accounts import tokens
 from accounts.models import ApiToken
 from patches.channels import database_to_async
 
@@ -25,7 +25,7 @@ def _authorization(scope: dict[str, Any]) -> str | None:
 class BearerTokenAuthMiddleware:
     """Sets scope["user"] from the handshake's bearer token; a wrong or revoked one leaves it anonymous.
 
-    The user's auth group ids are read in the same trip to the database (scope["auth_group_ids"]), so
+    The user's auth group ids are read in the same statement as the token (scope["auth_group_ids"]), so
     the socket joins its notice groups without another (a session socket reads them when it opens).
     """
 
@@ -45,8 +45,8 @@ class BearerTokenAuthMiddleware:
 
 
 def _authenticate(raw: str) -> tuple[ApiToken | None, list[int] | None]:
-    token = tokens.authenticate(raw)
-    return (token, groups.group_ids(token.user_id)) if token is not None else (None, None)
+    found = tokens.authenticate_with_groups(raw)
+    return found if found is not None else (None, None)
 
 
 def websocket_auth(inner: ASGIApp) -> ASGIApp:

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +193,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
 
     async def _hello(self) -> str:
-        jobs, extension = await database_to_async(_hello_data)(self.user)
+        jobs, extension = await database_to_async(_hello_data)(self.user, self.group_ids)
         return frames.hello(self.user, jobs, kinds.names(), extension)
 
     # --- client messages -------------------------------------------------------------------------
@@ -439,6 +439,7 @@ class JobsConsumer(DispatchWithoutDatabaseHop, AsyncWebsocketConsumer):
         groups when they connect, so a user removed from a group since is still in
         its channel group: without a notification, they are sent nothing.
         """
+        notices.forget_unexpired()  # this process's copy of the notices lacks this one (notifications.notices)
         try:
             created = await database_to_async(_notification_of_notice)(self.user.pk, event["notice_id"])
         except Exception:
@@ -678,18 +679,18 @@ def _schedule_changed(
     return frames.schedule_changed(schedule, request_id, created=False, deleted=deleted)
 
 
-def _hello_data(user: User) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _hello_data(user: User, group_ids: Sequence[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The job snapshot and the notification extension of hello."""
-    return _snapshot(user), _notification_hello(user)
+    return _snapshot(user), _notification_hello(user, group_ids)
 
 
 def _snapshot(user: User) -> list[dict[str, Any]]:
     return [frames.job_payload(job) for job in services.snapshot(user, settings.JOBS_SNAPSHOT_FINISHED)]
 
 
-def _notification_hello(user: User) -> dict[str, Any]:
+def _notification_hello(user: User, group_ids: Sequence[int]) -> dict[str, Any]:
     """The extension fields of hello (docs/protocol.md): unexpired notices and the unread count."""
-    active = [frames.notice_payload(notice) for notice in notices.active_for(user.pk)]
+    active = [frames.notice_payload(notice) for notice in notices.active_for(user.pk, group_ids)]
     return {"notices": active, "unread": inbox.unread_count(user.pk)}
 
 

@@ -22,8 +22,12 @@ connect and may include a group its user has left since.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import threading
+import time
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import Group, User
@@ -100,14 +104,76 @@ def broadcast(
     with transaction.atomic():
         notice = Notice.objects.create(text=clean, level=level, group=group, sender=sender, expires_at=expires_at)
         made = inbox.notice_sent(notice, _audience(group).values_list("pk", flat=True).iterator())
+        transaction.on_commit(forget_unexpired)
         events.send_on_commit(events.notice_sent, notice=notice)
     logger.info("notice %s sent by %s to %s (%s users)", notice.pk, sender or "the operator", notice.audience, made)
     return notice
 
 
-def active_for(user_id: int) -> list[Notice]:
-    """The unexpired notices addressed to everyone or to an auth group the user is in, newest first."""
-    return _ACTIVE.all(user_id=user_id, now=timezone.now())
+def active_for(user_id: int, group_ids: Collection[int]) -> list[Notice]:
+    """The unexpired notices addressed to everyone or to one of `group_ids` (the auth groups the user's
+    socket joined), newest first, at most HELLO_NOTICES: from this process's copy of every unexpired
+    notice (`_Unexpired`), or from the database when there are too many to keep."""
+    now = timezone.now()
+    every = _unexpired.read(now)
+    if every is None:
+        return _ACTIVE.all(user_id=user_id, now=now)
+    groups = set(group_ids)
+    addressed = (
+        notice
+        for notice in every
+        if (notice.group_id is None or notice.group_id in groups)
+        and (notice.expires_at is None or notice.expires_at > now)
+    )
+    return list(itertools.islice(addressed, HELLO_NOTICES))
+
+
+def forget_unexpired() -> None:
+    """A notice was sent (here or in another process): the next hello reads them all again."""
+    _unexpired.forget()
+
+
+class _Unexpired:
+    """Every unexpired notice, newest first, kept per process for at most CACHE_SECONDS.
+
+    Every socket's hello carries its user's notices: one statement of every connect, a sixth of them,
+    for rows that change only when a notice is sent (a sent notice is never changed or deleted, see
+    notifications.admin; one that expires is left out when read). So each process keeps them all, and
+    forgets them when one is sent: on commit in the process that sent it (`broadcast`), and in each
+    Daphne process when the broadcast reaches one of its sockets (gateway.consumers). A process with no
+    socket in a group-addressed notice's audience hears nothing of it, and may answer a hello without it
+    for CACHE_SECONDS at most; the user's notification of it, and the unread count, are read fresh.
+    More than CACHE_LIMIT unexpired notices are not kept: each hello then asks the database for its own.
+    """
+
+    CACHE_SECONDS = 2.0
+    CACHE_LIMIT = 200
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation = 0  # moved by forget(): a read that began before it is not kept
+        self._kept: tuple[float, list[Notice] | None] | None = None  # (read at, notices or None: too many)
+
+    def read(self, now: datetime) -> list[Notice] | None:
+        with self._lock:
+            kept, generation = self._kept, self._generation
+        if kept is not None and time.monotonic() - kept[0] < self.CACHE_SECONDS:
+            return kept[1]
+        read_at = time.monotonic()
+        every = _UNEXPIRED.all(now=now)
+        notices = every if len(every) <= self.CACHE_LIMIT else None
+        with self._lock:
+            if self._generation == generation:
+                self._kept = (read_at, notices)
+        return notices
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._kept = None
+
+
+_unexpired = _Unexpired()
 
 
 # Part of every socket's connect: compiled once (patches.prepared), as the ORM's compile was most of
@@ -119,6 +185,12 @@ def _active(user_id: int, now: datetime) -> QuerySet[Notice]:
 
 
 _ACTIVE = Prepared(_active, user_id=User._meta.pk, now=Notice._meta.get_field("expires_at"))
+_UNEXPIRED = Prepared(
+    lambda now: Notice.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).order_by(
+        "-created_at", "-id"
+    )[: _Unexpired.CACHE_LIMIT + 1],
+    now=Notice._meta.get_field("expires_at"),
+)
 
 
 def parse_duration(value: str) -> timedelta:

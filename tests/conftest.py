@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from core import stack
+from notifications import notices
 from tests.factories import UserFactory
 from tests.rabbitmq import private_vhost
 from transport.publisher import publisher
@@ -34,6 +35,13 @@ def rabbitmq_vhost() -> Iterator[str]:
     """A broker URL on the machine's RabbitMQ, in a vhost of this module's own (tests.rabbitmq)."""
     with private_vhost() as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def fresh_notice_copy() -> None:
+    """Each test starts without this process's copy of the unexpired notices (notifications.notices): it
+    could hold rows of an earlier test, which its transaction's rollback removed without a broadcast."""
+    notices.forget_unexpired()
 
 
 @pytest.fixture

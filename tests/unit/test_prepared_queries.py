@@ -120,15 +120,16 @@ def test_notices_in_hello_are_those_of_the_users_audience_and_unexpired(owners: 
     to_ops = Notice.objects.create(text="to ops", level="info", group=ops, expires_at=soon)
     Notice.objects.create(text="expired", level="info", expires_at=past)
     Notice.objects.create(text="other group", level="info", group=Group.objects.create(name="other"))
-    assert notices.active_for(member.pk) == [to_ops, everyone]
-    assert notices.active_for(outsider.pk) == [everyone]
+    # The per-user query, which a hello uses when there are too many notices to keep (notifications.notices).
+    now = timezone.now()
+    assert notices._ACTIVE.all(user_id=member.pk, now=now) == [to_ops, everyone]
+    assert notices._ACTIVE.all(user_id=outsider.pk, now=now) == [everyone]
     assert groups.group_ids(member.pk) == [ops.pk]
     assert groups.group_ids(outsider.pk) == []
-    now = timezone.now()
     orm = Notice.objects.filter(
         Q(group__isnull=True) | Q(group__in=member.groups.all()), Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     ).order_by("-created_at", "-id")
-    assert notices.active_for(member.pk) == list(orm)
+    assert notices._ACTIVE.all(user_id=member.pk, now=now) == list(orm)
 
 
 def test_the_unread_count_is_each_users_own(owners: list[User]) -> None:
