@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -378,22 +379,29 @@ def snapshot(owner: User, finished_limit: int) -> list[Job]:
     finished = _SNAPSHOT_FINISHED.get(finished_limit)
     if finished is None:  # one per limit: the limit is part of the SQL
         finished = _SNAPSHOT_FINISHED.setdefault(finished_limit, _snapshot_query(FINISHED, finished_limit))
-    return _SNAPSHOT_UNFINISHED.all(owner_id=owner.pk) + finished.all(owner_id=owner.pk)
+    unfinished = sorted(_SNAPSHOT_UNFINISHED.all(owner_id=owner.pk), key=_created_at, reverse=True)
+    return unfinished + finished.all(owner_id=owner.pk)
+
+
+def _created_at(job: Job) -> datetime:
+    return job.created_at
 
 
 def _snapshot_query(statuses: tuple[str, ...], limit: int | None) -> Prepared[Job, Job]:
     """Part of every socket's hello: compiled once (patches.prepared), as the ORM's compile was most of its cost."""
 
     def build(owner_id: int) -> QuerySet[Job]:
-        jobs = Job.objects.filter(owner_id=owner_id, parent=None).select_related("batch_counts")
-        if limit is None:
-            return jobs.exclude(status__in=statuses).order_by("-created_at")
-        return jobs.filter(status__in=statuses).order_by("-created_at")[:limit]
+        # Both parts read ranges of the index on (owner, status, created_at): `status IN` the part's statuses,
+        # never `NOT IN` the other's, and the unfinished jobs (few: JOBS_MAX_ACTIVE_PER_USER) in no order,
+        # sorted by `snapshot`. With either, SQLite and PostgreSQL read every job the owner ever had, on
+        # every connect (20-27 ms at 90,000 jobs, against 0.2-2 ms).
+        jobs = Job.objects.filter(owner_id=owner_id, parent=None, status__in=statuses).select_related("batch_counts")
+        return jobs.order_by() if limit is None else jobs.order_by("-created_at")[:limit]
 
     return Prepared(build, owner_id=Job._meta.get_field("owner"))
 
 
-_SNAPSHOT_UNFINISHED = _snapshot_query(FINISHED, None)
+_SNAPSHOT_UNFINISHED = _snapshot_query(UNFINISHED, None)
 _SNAPSHOT_FINISHED: dict[int, Prepared[Job, Job]] = {}
 
 
