@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
@@ -130,3 +131,24 @@ def test_too_many_notices_to_keep_are_read_per_user(monkeypatch: pytest.MonkeyPa
 
     assert first == second == _as_the_database_answers(member)
     assert _notice_reads(queries) == 3  # the copy (too many: not kept), then each hello's own query
+
+
+def test_a_read_that_a_notice_overtook_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notice sent while a hello reads the copy: that read may predate it, so it is used once, not kept."""
+    user = UserFactory.create()
+    real = notices._UNEXPIRED
+    reads = 0
+
+    class SentMeanwhile:
+        def all(self, **values: Any) -> list[Notice]:
+            nonlocal reads
+            reads += 1
+            rows = real.all(**values)
+            notices.forget_unexpired()  # as a broadcast arriving on another thread during the read
+            return rows
+
+    monkeypatch.setattr(notices, "_UNEXPIRED", SentMeanwhile())
+    notices.active_for(user.pk, [])
+    notices.active_for(user.pk, [])
+
+    assert reads == 2  # the first read was not kept: the second hello read again
